@@ -1,0 +1,10 @@
+"""Paper figures: one module per figure, following the protocol of ``samtheory.figures``.
+
+``FIGURE_MODULES`` is the registry. The pipeline (``samtheory figures``)
+imports ``experiments.<name>`` for each name listed here, in this order; a
+module's ``NAME`` must equal its name here. To add a figure, write
+``experiments/<name>.py`` and append ``"<name>"`` (see ``docs/pipeline.md``).
+"""
+
+#: Registered figure modules, in the order ``samtheory figures`` makes them.
+FIGURE_MODULES: tuple[str, ...] = ("dln_sparse_regression",)

@@ -1,0 +1,112 @@
+"""Command line: ``samtheory figures [NAMES...] [--quick] [--force] [--out DIR] [--cache-dir DIR] [--list]``.
+
+Exit codes: 0 all requested figures made (or listed); 1 at least one figure
+failed (the others are still made); 2 usage error, e.g. an unknown figure
+name (the valid names are printed).
+
+Float policy ([float]): :func:`main` turns on float64 before anything else
+runs JAX code, and selects matplotlib's non-interactive "Agg" backend so
+figures render the same with or without a display.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import samtheory
+
+__all__ = ["main", "build_parser"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``samtheory`` command."""
+    parser = argparse.ArgumentParser(
+        prog="samtheory", description="Sharpness-Aware Minimization theory: checks and paper figures."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    figures = commands.add_parser(
+        "figures",
+        help="regenerate paper figures",
+        description=(
+            "Regenerate paper figures (all registered ones if no NAME is given). Results are cached by "
+            "(figure, CODE_VERSION, config); a cache hit only re-plots. Full figures go to paper_figs/, "
+            "quick ones to paper_figs/quick/ unless --out is given."
+        ),
+    )
+    figures.add_argument("names", nargs="*", metavar="NAME", help="figures to make (default: all)")
+    figures.add_argument("--quick", action="store_true", help="seconds-long configurations (smoke test, demo)")
+    figures.add_argument("--force", action="store_true", help="recompute even if a cached result exists")
+    figures.add_argument(
+        "--out", type=Path, default=None, metavar="DIR",
+        help="output directory (default: paper_figs/, or paper_figs/quick/ with --quick)",
+    )
+    figures.add_argument(
+        "--cache-dir", type=Path, default=None, metavar="DIR", help="result cache (default: .cache/samtheory/)"
+    )
+    figures.add_argument("--list", action="store_true", help="list the registered figures and exit")
+    return parser
+
+
+def _list_figures(names: Sequence[str]) -> int:
+    from samtheory import figures
+
+    status = 0
+    selected = figures.resolve_figure_names(names)
+    if not selected:
+        print("(no figures registered in experiments.FIGURE_MODULES)", file=sys.stderr)
+    for name in selected:
+        try:
+            title = figures.load_figure_module(name).TITLE
+        except Exception as err:  # list the rest even if one module is broken
+            title = f"(cannot load: {type(err).__name__}: {err})"
+            status = 1
+        print(f"{name:<32} {title}")
+    return status
+
+
+def _figures_command(args: argparse.Namespace) -> int:
+    from samtheory import figures
+
+    try:
+        if args.list:
+            return _list_figures(args.names)
+        outcome = figures.run_figures(
+            args.names, quick=args.quick, out_dir=args.out, cache_dir=args.cache_dir, force=args.force
+        )
+    except figures.UnknownFigureError as err:
+        print(f"samtheory figures: error: {err}", file=sys.stderr)
+        return 2
+    made = len(outcome.records)
+    if outcome.failures:
+        print(
+            f"samtheory figures: {made} made, {len(outcome.failures)} failed: {', '.join(outcome.failures)}",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"samtheory figures: {made} made", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``samtheory`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    # First things first: float64 before any JAX array exists, Agg before
+    # any figure exists.
+    samtheory.enable_float64()
+    import matplotlib
+
+    matplotlib.use("Agg")
+
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exit_:  # --help, or a usage error (code 2): return instead of exiting
+        return int(exit_.code or 0)
+    if args.command == "figures":
+        return _figures_command(args)
+    raise AssertionError(f"unhandled command {args.command!r}")  # argparse enforces the choices
+
+
+if __name__ == "__main__":
+    sys.exit(main())

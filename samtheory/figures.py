@@ -1,0 +1,599 @@
+"""The figure pipeline: registry → config → cache → run → check → plot → save → manifest.
+
+Each paper figure lives in one module ``experiments/<name>.py`` listed in
+``experiments.FIGURE_MODULES``. The pipeline only talks to a figure module
+through the protocol below (also in ``docs/pipeline.md``).
+
+Figure module protocol
+----------------------
+Required:
+
+``NAME: str``
+    File stem of the outputs, ``<out>/<NAME>.png`` and ``.pdf``, and the
+    figure's key in the manifest. For a registered module it must equal the
+    module's name in the registry (so the CLI name, the file and the manifest
+    entry are one name). Letters, digits, ``_``, ``-`` and ``.`` only.
+``TITLE: str``
+    One line saying what the figure shows.
+``Config``
+    A ``@dataclass(frozen=True)`` whose fields are plain JSON values:
+    numbers, strings, bools, ``None``, tuples/lists of those, nested frozen
+    dataclasses. ``±inf`` is allowed (recorded as ``"inf"``), NaN is not.
+``config(quick: bool) -> Config``
+    The full configuration, or with ``quick=True`` one that runs in seconds
+    (smoke tests, demos). Both must be deterministic.
+``run(config: Config, progress: Callable[[float], None] | None) -> dict``
+    The computation, a pure function of ``config`` ([rng]). Returns a flat
+    dict mapping ``str`` keys (not starting with ``__``) to NumPy/JAX arrays
+    or ``float``/``int``/``bool``/``str`` scalars. If ``progress`` is given,
+    call it now and then with the fraction done in ``[0, 1]``.
+``plot(result: dict, config: Config) -> matplotlib.figure.Figure``
+    Draws the result. It receives exactly what a cache hit would give:
+    NumPy arrays and Python scalars. Prefer ``matplotlib.figure.Figure()``
+    over ``pyplot`` (no global state); a pyplot figure is closed after saving.
+
+Optional:
+
+``CODE_VERSION: int`` (default 0)
+    Part of the cache key. Bump it whenever ``run`` would compute something
+    different for the same config; otherwise stale cached results are reused.
+``ALLOW_NONFINITE: frozenset[str]``
+    Result keys in which non-finite floats are legitimate (for example a
+    diverged run that the plot masks and marks, [record]). In every other
+    float or complex entry a NaN or ±inf raises :class:`NonFiniteResultError`
+    naming the figure and the key, before anything is cached or drawn.
+``summary(result: dict, config: Config) -> dict[str, float]``
+    Headline numbers, recorded in the manifest. NaN is refused here too.
+
+What the pipeline does with it
+------------------------------
+The cache key is the sha256 of the canonical JSON of ``{NAME, CODE_VERSION,
+config}`` (:func:`samtheory.results.cache_key`). A result is cached as one
+``.npz`` in ``cache_dir`` with its config, key and provenance inside; a hit
+skips ``run``, ``force=True`` re-runs. The figure is written as PNG (150 dpi)
+and PDF with the date and software stamps removed, so unchanged figures
+regenerate byte for byte, and ``<out>/manifest.json`` gets (only) this
+figure's entry replaced. All writes are atomic (:mod:`samtheory.results`).
+
+Quick figures go to ``paper_figs/quick/`` by default, so a smoke run never
+overwrites the full-configuration figures in ``paper_figs/``.
+
+Float policy: this module does not change it; the CLI calls
+:func:`samtheory.enable_float64` before anything else ([float]).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import io
+import math
+import re
+import sys
+import time
+import traceback
+import warnings
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from matplotlib.figure import Figure
+from tqdm.auto import tqdm
+
+from samtheory.results import (
+    ResultValue,
+    atomic_update_json,
+    atomic_write_bytes,
+    cache_key,
+    config_to_dict,
+    load_result_npz,
+    normalize_result,
+    provenance,
+    save_result_npz,
+    to_jsonable,
+)
+
+__all__ = [
+    "DEFAULT_OUT_DIR",
+    "DEFAULT_CACHE_DIR",
+    "QUICK_SUBDIR",
+    "MANIFEST_NAME",
+    "PNG_DPI",
+    "FigureModule",
+    "FigureRecord",
+    "FiguresOutcome",
+    "UnknownFigureError",
+    "FigureProtocolError",
+    "NonFiniteResultError",
+    "registered_figures",
+    "load_figure_module",
+    "resolve_figure_names",
+    "check_figure_module",
+    "figure_cache_key",
+    "check_finite_result",
+    "default_out_dir",
+    "save_figure",
+    "update_manifest",
+    "run_figure",
+    "run_figures",
+]
+
+#: Where full-configuration figures go, relative to the working directory.
+DEFAULT_OUT_DIR = Path("paper_figs")
+#: Subdirectory of :data:`DEFAULT_OUT_DIR` for quick-configuration figures.
+QUICK_SUBDIR = "quick"
+#: Where cached results go, relative to the working directory (git-ignored).
+DEFAULT_CACHE_DIR = Path(".cache") / "samtheory"
+#: File name of the manifest inside the output directory.
+MANIFEST_NAME = "manifest.json"
+#: Resolution of the PNG outputs.
+PNG_DPI = 150
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+# Number of hex digits of the key used in cache file names; the full key is
+# stored inside the file and compared on load.
+_KEY_PREFIX = 16
+
+# Metadata that would otherwise stamp the date or the matplotlib version into
+# every output and make regenerated figures differ byte-wise. None = omit.
+_PNG_METADATA: dict[str, Any] = {"Software": None}
+_PDF_METADATA: dict[str, Any] = {"Creator": None, "Producer": None, "CreationDate": None}
+
+
+# --------------------------------------------------------------------------
+# Protocol, errors, records
+# --------------------------------------------------------------------------
+
+
+@runtime_checkable
+class FigureModule(Protocol):
+    """Static description of a figure module; see the module docstring."""
+
+    NAME: str
+    TITLE: str
+    Config: type
+
+    def config(self, quick: bool) -> Any: ...
+
+    def run(self, config: Any, progress: Callable[[float], None] | None) -> dict[str, Any]: ...
+
+    def plot(self, result: dict[str, Any], config: Any) -> Figure: ...
+
+
+class UnknownFigureError(ValueError):
+    """A requested figure name is not in the registry."""
+
+    def __init__(self, unknown: Sequence[str], valid: Sequence[str]):
+        self.unknown = tuple(unknown)
+        self.valid = tuple(valid)
+        listing = ", ".join(self.valid) if self.valid else "(none registered)"
+        super().__init__(f"unknown figure(s): {', '.join(self.unknown)}; valid names: {listing}")
+
+
+class FigureProtocolError(TypeError):
+    """A figure module does not follow the protocol."""
+
+
+class NonFiniteResultError(ValueError):
+    """A result holds NaN or ±inf in a key that is not in ``ALLOW_NONFINITE``."""
+
+    def __init__(self, figure: str, key: str, detail: str):
+        self.figure = figure
+        self.key = key
+        super().__init__(
+            f"figure {figure!r}: result key {key!r} {detail}. A NaN must not reach a figure silently: "
+            f"fix the computation, or mask the entries, mark them in the plot and list {key!r} in "
+            f"ALLOW_NONFINITE (docs/conventions.md, [record])"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class FigureRecord:
+    """What :func:`run_figure` did for one figure; its manifest entry plus paths.
+
+    ``run_s`` is the wall time of the ``run()`` that produced the result (on
+    a cache hit, the time it took when it was computed); ``plot_s`` is the
+    wall time of this ``plot()``. ``provenance`` describes the computation of
+    the result (see :func:`samtheory.results.provenance`).
+    """
+
+    name: str
+    title: str
+    key: str
+    code_version: int
+    quick: bool
+    config: dict[str, Any]
+    provenance: dict[str, Any]
+    run_s: float | None
+    plot_s: float
+    cache_hit: bool
+    summary: dict[str, Any]
+    png: Path
+    pdf: Path
+    cache_file: Path
+    result: Mapping[str, ResultValue] = dataclasses.field(repr=False, compare=False)
+
+    def manifest_entry(self) -> dict[str, Any]:
+        """The JSON entry of this figure in ``manifest.json``."""
+        return {
+            "title": self.title,
+            "config": self.config,
+            "key": self.key,
+            "code_version": self.code_version,
+            "quick": self.quick,
+            "provenance": self.provenance,
+            "runtime": {"run_s": self.run_s, "plot_s": self.plot_s},
+            "cache_hit": self.cache_hit,
+            "summary": self.summary,
+            "files": {"png": self.png.name, "pdf": self.pdf.name},
+            "rendered_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        }
+
+
+@dataclasses.dataclass(frozen=True)
+class FiguresOutcome:
+    """Result of :func:`run_figures`: the figures made, and the ones that failed.
+
+    ``failures`` maps a figure name to the formatted traceback of its error.
+    """
+
+    records: tuple[FigureRecord, ...]
+    failures: Mapping[str, str]
+
+    @property
+    def ok(self) -> bool:
+        """True if every requested figure was made."""
+        return not self.failures
+
+
+# --------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------
+
+
+def registered_figures() -> tuple[str, ...]:
+    """The registered figure names, read from ``experiments.FIGURE_MODULES`` at call time."""
+    import experiments
+
+    return tuple(experiments.FIGURE_MODULES)
+
+
+def check_figure_module(module: Any) -> None:
+    """Raise :class:`FigureProtocolError` if ``module`` does not follow the protocol.
+
+    Checks presence and types of the attributes, not what the functions do.
+    """
+    label = getattr(module, "__name__", repr(module))
+    missing = [a for a in ("NAME", "TITLE", "Config", "config", "run", "plot") if not hasattr(module, a)]
+    if missing:
+        raise FigureProtocolError(f"figure module {label} lacks {', '.join(missing)}")
+    name = module.NAME
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise FigureProtocolError(f"figure module {label}: NAME {name!r} is not a valid file stem")
+    if not isinstance(module.TITLE, str):
+        raise FigureProtocolError(f"figure module {label}: TITLE must be a str")
+    if not (dataclasses.is_dataclass(module.Config) and isinstance(module.Config, type)):
+        raise FigureProtocolError(f"figure module {label}: Config must be a dataclass")
+    if not module.Config.__dataclass_params__.frozen:
+        raise FigureProtocolError(f"figure module {label}: Config must be declared @dataclass(frozen=True)")
+    for fn in ("config", "run", "plot"):
+        if not callable(getattr(module, fn)):
+            raise FigureProtocolError(f"figure module {label}: {fn} must be callable")
+    version = getattr(module, "CODE_VERSION", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise FigureProtocolError(f"figure module {label}: CODE_VERSION must be an int, got {version!r}")
+    allow = getattr(module, "ALLOW_NONFINITE", frozenset())
+    if isinstance(allow, str) or not all(isinstance(k, str) for k in allow):
+        raise FigureProtocolError(f"figure module {label}: ALLOW_NONFINITE must be a set of result keys")
+    if hasattr(module, "summary") and not callable(module.summary):
+        raise FigureProtocolError(f"figure module {label}: summary must be callable")
+
+
+def resolve_figure_names(names: Iterable[str] | None) -> tuple[str, ...]:
+    """Validate requested names against the registry; ``None`` or empty → all, in registry order.
+
+    Duplicates are dropped (first occurrence kept). Raises
+    :class:`UnknownFigureError` listing the unknown and the valid names.
+    """
+    valid = registered_figures()
+    requested = tuple(dict.fromkeys(names or ()))
+    if not requested:
+        return valid
+    unknown = [n for n in requested if n not in valid]
+    if unknown:
+        raise UnknownFigureError(unknown, valid)
+    return requested
+
+
+def load_figure_module(name: str) -> ModuleType:
+    """Import ``experiments.<name>`` for a registered ``name`` and check its protocol."""
+    valid = registered_figures()
+    if name not in valid:
+        raise UnknownFigureError([name], valid)
+    module = importlib.import_module(f"experiments.{name}")
+    check_figure_module(module)
+    if module.NAME != name:
+        raise FigureProtocolError(
+            f"experiments.{name}: NAME is {module.NAME!r}; a registered module's NAME must equal its module name"
+        )
+    return module
+
+
+# --------------------------------------------------------------------------
+# Steps of the pipeline
+# --------------------------------------------------------------------------
+
+
+def default_out_dir(quick: bool) -> Path:
+    """``paper_figs/`` for full figures, ``paper_figs/quick/`` for quick ones (relative to the cwd)."""
+    return DEFAULT_OUT_DIR / QUICK_SUBDIR if quick else DEFAULT_OUT_DIR
+
+
+def figure_cache_key(module: Any, config: Any) -> str:
+    """The cache key of ``module``'s result for ``config``: ``{NAME, CODE_VERSION, config}`` hashed."""
+    return cache_key(module.NAME, getattr(module, "CODE_VERSION", 0), config_to_dict(config))
+
+
+def check_finite_result(figure: str, result: Mapping[str, Any], allow: Iterable[str] = ()) -> None:
+    """Raise :class:`NonFiniteResultError` at the first non-finite float entry outside ``allow``.
+
+    Looks at float and complex arrays and scalars; integer, bool and string
+    entries cannot be non-finite. Keys are checked in sorted order, so the
+    error names the same key every time.
+    """
+    allowed = frozenset(allow)
+    for key in sorted(result):
+        if key in allowed:
+            continue
+        value = result[key]
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise NonFiniteResultError(figure, key, f"is {value}")
+            continue
+        if not isinstance(value, np.ndarray) or value.dtype.kind not in "fc":
+            continue
+        bad = ~np.isfinite(value)
+        if bad.any():
+            first = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise NonFiniteResultError(
+                figure,
+                key,
+                f"has {int(bad.sum())} non-finite of {value.size} entries "
+                f"(first at index {first}: {value[first] if first else value.item()})",
+            )
+
+
+def _check_summary(figure: str, summary: Any) -> dict[str, Any]:
+    if not isinstance(summary, Mapping):
+        raise FigureProtocolError(f"figure {figure!r}: summary() must return a dict, got {type(summary).__name__}")
+    out: dict[str, Any] = {}
+    for key, value in summary.items():
+        if not isinstance(key, str):
+            raise FigureProtocolError(f"figure {figure!r}: summary key {key!r} is not a str")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+            raise FigureProtocolError(f"figure {figure!r}: summary[{key!r}] must be a number, got {value!r}")
+        if isinstance(value, (float, np.floating)) and math.isnan(value):
+            raise NonFiniteResultError(figure, f"summary:{key}", "is NaN")
+        out[key] = to_jsonable(value)  # ±inf → "inf"/"-inf"
+    return out
+
+
+def save_figure(fig: Figure, out_dir: str | Path, name: str) -> tuple[Path, Path]:
+    """Write ``fig`` as ``<out_dir>/<name>.png`` and ``.pdf`` atomically; return both paths.
+
+    Date and software stamps are left out so that an unchanged figure gives
+    identical bytes when regenerated (Agg PNGs and matplotlib PDFs are
+    otherwise deterministic).
+    """
+    out = Path(out_dir)
+    paths = out / f"{name}.png", out / f"{name}.pdf"
+    for path, fmt, metadata in ((paths[0], "png", _PNG_METADATA), (paths[1], "pdf", _PDF_METADATA)):
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format=fmt, dpi=PNG_DPI, bbox_inches="tight", metadata=metadata)
+        atomic_write_bytes(path, buffer.getvalue())
+    return paths
+
+
+def update_manifest(path: str | Path, name: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """Set ``manifest[name] = entry`` in the JSON file ``path``, keeping all other entries.
+
+    Read-modify-write under a lock, written atomically; returns the new manifest.
+    """
+    def put(manifest: dict[str, Any]) -> dict[str, Any]:
+        manifest[name] = dict(entry)
+        return manifest
+
+    return atomic_update_json(path, put)
+
+
+def _load_cached(path: Path, key: str) -> tuple[dict[str, ResultValue], dict[str, Any]] | None:
+    # A missing file is a plain miss. An unreadable one (e.g. written by an
+    # older format) is a miss with a warning; it will be overwritten.
+    if not path.exists():
+        return None
+    try:
+        result, meta = load_result_npz(path)
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
+        warnings.warn(f"ignoring unreadable cache file {path}: {err}", stacklevel=3)
+        return None
+    if meta.get("key") != key:
+        return None  # a key-prefix collision: never use another config's result
+    return result, meta
+
+
+def _clamped(progress: Callable[[float], None] | None) -> Callable[[float], None] | None:
+    if progress is None:
+        return None
+
+    def report(fraction: float) -> None:
+        progress(min(1.0, max(0.0, float(fraction))))
+
+    return report
+
+
+def run_figure(
+    module: Any,
+    *,
+    quick: bool = False,
+    out_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    progress: Callable[[float], None] | None = None,
+) -> FigureRecord:
+    """Make one figure: config → cache or ``run`` → finiteness check → summary → plot → PNG/PDF → manifest.
+
+    ``module`` is any object following the figure module protocol (module
+    docstring); it need not be registered. ``out_dir`` defaults to
+    :func:`default_out_dir` (``paper_figs/quick/`` when ``quick``), and
+    ``cache_dir`` to :data:`DEFAULT_CACHE_DIR`. With ``force`` the result is
+    recomputed and the cache file replaced. ``progress`` is handed to
+    ``run()`` (clamped to ``[0, 1]``).
+
+    Raises :class:`NonFiniteResultError` (nothing is cached or drawn) or
+    :class:`FigureProtocolError`; exceptions of ``run``/``plot`` propagate.
+    """
+    check_figure_module(module)
+    name: str = module.NAME
+    out = Path(out_dir) if out_dir is not None else default_out_dir(quick)
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    allow = frozenset(getattr(module, "ALLOW_NONFINITE", frozenset()))
+    code_version: int = getattr(module, "CODE_VERSION", 0)
+
+    config = module.config(quick)
+    if not isinstance(config, module.Config):
+        raise FigureProtocolError(
+            f"figure {name!r}: config() returned a {type(config).__name__}, expected {module.Config.__name__}"
+        )
+    config_dict = config_to_dict(config)
+    key = cache_key(name, code_version, config_dict)
+    cache_file = cache / f"{name}-{key[:_KEY_PREFIX]}.npz"
+
+    cached = None if force else _load_cached(cache_file, key)
+    if cached is not None:
+        result, meta = cached
+        run_provenance = meta["provenance"]
+        # Checked again on a hit: ALLOW_NONFINITE may have been narrowed since.
+        check_finite_result(name, result, allow)
+    else:
+        start = time.perf_counter()
+        raw = module.run(config, _clamped(progress))
+        run_s = time.perf_counter() - start
+        result = normalize_result(raw)
+        check_finite_result(name, result, allow)  # before caching: never cache a bad result
+        run_provenance = provenance(run_wall_s=run_s)
+        meta = {"name": name, "key": key, "code_version": code_version, "config": config_dict}
+        save_result_npz(cache_file, result, {**meta, "provenance": run_provenance})
+
+    # Before plotting: a failing summary() must leave the outputs as they were.
+    summary = _check_summary(name, module.summary(result, config)) if hasattr(module, "summary") else {}
+
+    start = time.perf_counter()
+    fig = module.plot(result, config)
+    if not isinstance(fig, Figure):
+        raise FigureProtocolError(f"figure {name!r}: plot() returned {type(fig).__name__}, expected a Figure")
+    try:
+        png, pdf = save_figure(fig, out, name)
+    finally:
+        # Free pyplot-managed figures; a bare Figure() is garbage collected.
+        pyplot = sys.modules.get("matplotlib.pyplot")
+        if pyplot is not None:
+            pyplot.close(fig)
+    plot_s = time.perf_counter() - start
+
+    record = FigureRecord(
+        name=name,
+        title=module.TITLE,
+        key=key,
+        code_version=code_version,
+        quick=quick,
+        config=config_dict,
+        provenance=run_provenance,
+        run_s=run_provenance.get("run_wall_s"),
+        plot_s=plot_s,
+        cache_hit=cached is not None,
+        summary=summary,
+        png=png,
+        pdf=pdf,
+        cache_file=cache_file,
+        result=result,
+    )
+    update_manifest(out / MANIFEST_NAME, name, record.manifest_entry())
+    return record
+
+
+class _NestedBar:
+    """A progress callback drawing a second tqdm bar, created on first use.
+
+    Lazy so that cache hits (which never call it) show no empty bar.
+    """
+
+    _STEPS = 1000
+
+    def __init__(self, name: str):
+        self._name = name
+        self._bar: tqdm | None = None
+
+    def __call__(self, fraction: float) -> None:
+        if self._bar is None:
+            self._bar = tqdm(
+                total=self._STEPS, desc=f"  {self._name}", position=1, leave=False, file=sys.stderr,
+                bar_format="{desc}: {percentage:3.0f}%|{bar}| {elapsed}<{remaining}",
+            )
+        # update() (not setting .n) so tqdm's refresh throttling applies even
+        # if run() reports thousands of times; progress never goes backwards.
+        delta = int(fraction * self._STEPS) - self._bar.n
+        if delta > 0:
+            self._bar.update(delta)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def run_figures(
+    names: Iterable[str] | None = None,
+    *,
+    quick: bool = False,
+    out_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+    force: bool = False,
+    verbose: bool = True,
+) -> FiguresOutcome:
+    """Make the registered figures ``names`` (all if ``None``/empty), one after the other.
+
+    Arguments as in :func:`run_figure`. Unknown names raise
+    :class:`UnknownFigureError` before anything runs. An exception in one
+    figure is recorded in ``failures`` (and reported on stderr if
+    ``verbose``) and the others still run. With ``verbose``, a tqdm bar over
+    figures and a nested one for the running figure go to stderr.
+    """
+    selected = resolve_figure_names(names)
+    records: list[FigureRecord] = []
+    failures: dict[str, str] = {}
+    bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not verbose, position=0)
+    for name in bar:
+        bar.set_postfix_str(name)
+        nested = _NestedBar(name) if verbose else None
+        try:
+            module = load_figure_module(name)
+            record = run_figure(
+                module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested
+            )
+        except Exception:  # one broken figure must not stop the others
+            failures[name] = traceback.format_exc()
+            if verbose:
+                tqdm.write(f"{name}: FAILED\n{failures[name]}", file=sys.stderr)
+        else:
+            records.append(record)
+            if verbose:
+                how = "cached" if record.cache_hit else f"ran {record.run_s:.1f}s"
+                tqdm.write(f"{name}: {how}, plotted {record.plot_s:.1f}s -> {record.png}", file=sys.stderr)
+        finally:
+            if nested is not None:
+                nested.close()
+    bar.close()
+    return FiguresOutcome(records=tuple(records), failures=failures)
