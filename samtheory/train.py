@@ -183,15 +183,16 @@ def run(
     needs_key = batch_size_per_step is not None or any(v.needs_key for v in schedule.variants)
     if needs_key and key is None:
         raise ValueError("key is required for minibatches or random perturbations")
-    if key is None:
-        key = jax.random.PRNGKey(0)
     steps = _checked_record_steps(log_steps(num_steps) if record_steps is None else record_steps, num_steps)
     if metrics_fn is None:
         metrics_fn = lambda p: {"loss": loss_fn(p, data)}
     boundaries = jnp.asarray(schedule.boundaries, dtype=jnp.int32)
 
-    def direction(t, p, step_key):
-        batch_key, sam_key = jax.random.split(step_key)
+    def direction(t, p):
+        if needs_key:
+            batch_key, sam_key = jax.random.split(jax.random.fold_in(key, t))
+        else:  # deterministic full-batch runs skip the per-step key arithmetic
+            batch_key = sam_key = None
         if batch_size_per_step is None:
             batch = data
         else:
@@ -207,8 +208,7 @@ def run(
 
     def one_step(t, carry):
         p, opt_state, diverged = carry
-        g = direction(t, p, jax.random.fold_in(key, t))
-        updates, opt_state = optimizer.update(g, opt_state, p)
+        updates, opt_state = optimizer.update(direction(t, p), opt_state, p)
         p = optax.apply_updates(p, updates)
         diverged = jnp.where((diverged < 0) & ~_all_finite(p), t + 1, diverged)
         return p, opt_state, diverged

@@ -54,6 +54,16 @@ __all__ = ["LeastSquares", "QuadraticFamily", "least_squares_loss"]
 _EPS = np.finfo(np.float64).eps
 
 
+def _zero_eigenvalue_tol(lam: np.ndarray) -> float:
+    """Eigenvalues of a symmetric matrix with ``|λ|`` below this are zero up to rounding.
+
+    ``eigvalsh`` is backward stable, so an exact zero comes out as
+    ``O(eps · ‖A‖)``; ``10 · d · eps · max|λ|`` leaves a wide margin (measured
+    zeros of rank-deficient ``BᵀB`` stay below ``d · eps · λ_max``).
+    """
+    return 10 * lam.size * _EPS * float(np.max(np.abs(lam)))
+
+
 def _is_traced(*values) -> bool:
     return any(isinstance(v, jax.core.Tracer) for v in values)
 
@@ -121,6 +131,8 @@ class QuadraticFamily:
         if len(shape_c) != 2 or shape_c[1] != d or shape_c[0] < 1:
             raise ValueError(f"centers must have shape (n, {d}) with n >= 1, got shape {shape_c}")
         if _is_traced(A, centers):
+            # Values unknown: no checks, but the same symmetrization as below.
+            object.__setattr__(self, "A", (jnp.asarray(A) + jnp.asarray(A).T) / 2)
             return
 
         A = _frozen_float_array(A)
@@ -135,8 +147,7 @@ class QuadraticFamily:
             )
         A = _frozen_float_array((A + A.T) / 2)
         lam = np.linalg.eigvalsh(A.astype(np.float64))
-        # eigvalsh is backward stable: a PSD matrix gives eigenvalues >= −O(d·eps·‖A‖).
-        if lam[0] < -10 * d * _EPS * max(abs(lam[-1]), abs(lam[0])):
+        if lam[0] < -_zero_eigenvalue_tol(lam):
             raise ValueError(f"A must be positive semidefinite, its smallest eigenvalue is {lam[0]:.3e}")
         object.__setattr__(self, "A", A)
         object.__setattr__(self, "centers", centers)
@@ -246,7 +257,7 @@ class QuadraticFamily:
         PL: with ``e = w − c̄``, ``½‖∇L‖² = ½ eᵀA²e ≥ λ_min ½ eᵀAe = λ_min (L − L*)``
         because ``A² − λ_min A = A^{1/2}(A − λ_min I)A^{1/2} ⪰ 0``; equality
         along the bottom eigenvector. ``A`` counts as singular when
-        ``λ_min ≤ d · eps · λ_max``.
+        ``λ_min ≤ 10 · d · eps · λ_max``.
 
         For a singular PSD ``A`` the same argument restricted to
         ``range(A)`` shows that PL in fact holds with the smallest *nonzero*
@@ -254,7 +265,7 @@ class QuadraticFamily:
         strongly-convex constant and gives 0 there.
         """
         lam = self.eigenvalues
-        return float(lam[0]) if lam[0] > self.dim * _EPS * lam[-1] else 0.0
+        return float(lam[0]) if lam[0] > _zero_eigenvalue_tol(lam) else 0.0
 
     @cached_property
     def minimizer(self) -> np.ndarray:
