@@ -7,6 +7,8 @@ name (the valid names are printed).
 Float policy ([float]): :func:`main` turns on float64 before anything else
 runs JAX code, and selects matplotlib's non-interactive "Agg" backend so
 figures render the same with or without a display.
+
+Conventions: turns on [float] before anything touches JAX.
 """
 
 from __future__ import annotations

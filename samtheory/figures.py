@@ -60,6 +60,9 @@ overwrites the full-configuration figures in ``paper_figs/``.
 
 Float policy: this module does not change it; the CLI calls
 :func:`samtheory.enable_float64` before anything else ([float]).
+
+Conventions: no mathematical convention applies here; the pipeline enforces
+[record] (no silent non-finite value) and the CLI sets [float].
 """
 
 from __future__ import annotations

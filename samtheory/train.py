@@ -68,7 +68,10 @@ class VariantSchedule:
 
 
 def switch(first: Variant, second: Variant, at_step: int) -> VariantSchedule:
-    """``first`` for the updates ``t < at_step``, ``second`` afterwards (SAM↔ERM switching)."""
+    """``first`` for the updates ``t < at_step``, ``second`` afterwards (SAM↔ERM switching).
+
+    Conventions: [record] (steps count updates from 0).
+    """
     if isinstance(at_step, bool) or int(at_step) != at_step or at_step < 0:
         raise ValueError(f"at_step must be an integer >= 0, got {at_step!r}")
     return VariantSchedule((first, second), (int(at_step),))
@@ -94,6 +97,8 @@ class TrainResult(NamedTuple):
       metrics: dict of arrays, one entry per recorded step.
       diverged_step: first step after which a parameter or a recorded metric
         was non-finite, or −1.
+
+    Conventions: [record].
     """
 
     params: object
@@ -248,7 +253,7 @@ def sweep(
 
 
 class DivergenceError(RuntimeError):
-    """A run produced NaN or inf. The message names the step (and the run)."""
+    """A run produced NaN or inf. The message names the step (and the run). Conventions: [record]."""
 
 
 def check_finite(result: TrainResult, *, names: Sequence[str] | None = None) -> TrainResult:

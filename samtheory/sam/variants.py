@@ -52,7 +52,7 @@ def _tree_add(a, b):
 @jax.tree_util.register_dataclass
 @dataclasses.dataclass(frozen=True)
 class ERM:
-    """Plain empirical risk minimization: no perturbation."""
+    """Plain empirical risk minimization: no perturbation. Conventions: [loss-mean]."""
 
     m = None
     second_order = False
@@ -105,7 +105,10 @@ class SAM:
         return pert.scaled_gradient_perturbation(g, self.rho)
 
     def perturbation(self, loss_fn: LossFn, params, chunk, key=None, clean_grad=None):
-        """``eps`` for one chunk; ``clean_grad`` (∇L_C at ``params``) saves one pass if known."""
+        """``eps`` for one chunk; ``clean_grad`` (∇L_C at ``params``) saves one pass if known.
+
+        Conventions: [loss-mean], [rho-sam], [normalize].
+        """
         del key
         grad_fn = jax.grad(loss_fn)
         g = grad_fn(params, chunk) if clean_grad is None else clean_grad
@@ -142,6 +145,7 @@ class RandomSAM:
         _check_m(self.m)
 
     def perturbation(self, loss_fn: LossFn, params, chunk, key=None, clean_grad=None):
+        """``rho · z/‖z‖`` drawn with ``key``; independent of the loss. Conventions: [rho-sam], [rng]."""
         del loss_fn, chunk, clean_grad
         return pert.random_sphere_perturbation(key, params, self.rho)
 
@@ -167,6 +171,7 @@ class ASAM:
         _check_m(self.m)
 
     def perturbation(self, loss_fn: LossFn, params, chunk, key=None, clean_grad=None):
+        """ASAM's ``eps`` for one chunk. Conventions: [loss-mean], [rho-sam]."""
         del key
         g = jax.grad(loss_fn)(params, chunk) if clean_grad is None else clean_grad
         return pert.asam_perturbation(g, params, self.rho, self.eta)
