@@ -270,6 +270,9 @@ def test_least_squares_rank_deficient_example():
 # ---------------------------------------------------------------------------
 
 
+_EYE2 = QuadraticFamily(np.eye(2), np.zeros((3, 2)))
+
+
 @pytest.mark.parametrize(
     "call, name",
     [
@@ -280,8 +283,8 @@ def test_least_squares_rank_deficient_example():
         (lambda: QuadraticFamily(np.eye(2), np.zeros(2)), "centers"),
         (lambda: QuadraticFamily.from_spectrum([1.0, -0.1], 3, 0), "spectrum"),
         (lambda: QuadraticFamily.from_spectrum([1.0, 2.0], 0, 0), "n"),
-        (lambda: QuadraticFamily(np.eye(2), np.zeros((3, 2))).loss_fn(np.zeros(3), {"c": np.zeros((3, 2))}), "w"),
-        (lambda: QuadraticFamily(np.eye(2), np.zeros((3, 2))).loss_fn(np.zeros(2), {"c": np.zeros((3, 3))}), "batch"),
+        (lambda: _EYE2.loss_fn(np.zeros(3), {"c": np.zeros((3, 2))}), "w"),
+        (lambda: _EYE2.loss_fn(np.zeros(2), {"c": np.zeros((3, 3))}), "batch"),
         (lambda: LeastSquares(np.zeros(3), np.zeros(3)), "X"),
         (lambda: LeastSquares(np.zeros((3, 2)), np.zeros(4)), "y"),
         (lambda: least_squares_loss(np.zeros(3), {"x": np.zeros((4, 2)), "y": np.zeros(4)}), "w"),

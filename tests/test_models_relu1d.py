@@ -49,7 +49,8 @@ def _grouped_kinks(params):
 
 def _scale(params):
     # Size of f and of its slope on the probed range; rounding errors are relative to it.
-    return 1.0 + np.sum(np.abs(params["a"]) * (10 * np.abs(params["w"]) + np.abs(params["b"]))) + abs(params["c"])
+    a, w, b = (np.abs(params[k]) for k in "awb")
+    return 1.0 + np.sum(a * (10 * w + b)) + abs(params["c"])
 
 
 @given(params=relu_params())
@@ -97,7 +98,11 @@ def test_predict_is_its_kink_expansion(params, x):
     np.testing.assert_allclose(_predict(params, x), expansion, rtol=0, atol=1e-12 * _scale(params) * 10)
 
 
-@given(params=relu_params(), x=arrays(np.float64, (7,), elements=_floats(-3, 3)), y=arrays(np.float64, (7,), elements=_floats(-3, 3)))
+@given(
+    params=relu_params(),
+    x=arrays(np.float64, (7,), elements=_floats(-3, 3)),
+    y=arrays(np.float64, (7,), elements=_floats(-3, 3)),
+)
 def test_predict_and_loss_match_the_formula(params, x, y):
     f = np.maximum(np.outer(x, params["w"]) + params["b"], 0) @ params["a"] + params["c"]
     np.testing.assert_allclose(_predict(params, x), f, rtol=1e-14, atol=1e-14)

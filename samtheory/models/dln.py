@@ -270,7 +270,10 @@ def alpha_of_uv_init(c: ArrayLike) -> ArrayLike:
 
 
 class SparseRegressionData(NamedTuple):
-    """Train and test batches of a sparse regression problem and its ground truth."""
+    """Train and test batches of a sparse regression problem and its ground truth.
+
+    Conventions: [loss-mean].
+    """
 
     train: Batch
     test: Batch

@@ -198,17 +198,26 @@ class QuadraticFamily:
 
     @property
     def dim(self) -> int:
-        """Dimension ``d``."""
+        """Dimension ``d``.
+
+        Conventions: none.
+        """
         return int(jnp.shape(self.A)[0])
 
     @property
     def n(self) -> int:
-        """Number of examples."""
+        """Number of examples.
+
+        Conventions: none.
+        """
         return int(jnp.shape(self.centers)[0])
 
     @property
     def batch(self) -> Batch:
-        """The full data set ``{"c": centers}`` as a JAX batch."""
+        """The full data set ``{"c": centers}`` as a JAX batch.
+
+        Conventions: [loss-mean].
+        """
         return {"c": jnp.asarray(self.centers)}
 
     def loss_fn(self, w: jax.Array, batch: Batch) -> jax.Array:
@@ -232,22 +241,34 @@ class QuadraticFamily:
 
     @cached_property
     def hessian(self) -> np.ndarray:
-        """``∇²L = ∇²ℓ_i = A`` (float64)."""
+        """``∇²L = ∇²ℓ_i = A`` (float64).
+
+        Conventions: [loss-mean].
+        """
         return np.asarray(self.A, dtype=np.float64)
 
     @cached_property
     def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of ``A`` in ascending order (``numpy.linalg.eigvalsh``)."""
+        """Eigenvalues of ``A`` in ascending order (``numpy.linalg.eigvalsh``).
+
+        Conventions: none.
+        """
         return np.linalg.eigvalsh(self.hessian)
 
     @cached_property
     def smoothness(self) -> float:
-        """β = λ_max(A): the Lipschitz constant of ∇L, attained along the top eigenvector."""
+        """β = λ_max(A): the Lipschitz constant of ∇L, attained along the top eigenvector.
+
+        Conventions: [loss-mean].
+        """
         return float(max(self.eigenvalues[-1], 0.0))
 
     @cached_property
     def individual_smoothness(self) -> float:
-        """``max_i`` smoothness of ``ℓ_i``; every ``ℓ_i`` has Hessian ``A``, so it is λ_max(A)."""
+        """``max_i`` smoothness of ``ℓ_i``; every ``ℓ_i`` has Hessian ``A``, so it is λ_max(A).
+
+        Conventions: [loss-mean].
+        """
         return self.smoothness
 
     @cached_property
@@ -263,24 +284,35 @@ class QuadraticFamily:
         ``range(A)`` shows that PL in fact holds with the smallest *nonzero*
         eigenvalue (as for :class:`LeastSquares`); this property reports the
         strongly-convex constant and gives 0 there.
+
+        Conventions: [loss-mean].
         """
         lam = self.eigenvalues
         return float(lam[0]) if lam[0] > _zero_eigenvalue_tol(lam) else 0.0
 
     @cached_property
     def minimizer(self) -> np.ndarray:
-        """``c̄ = (1/n) Σ_i c_i``, a minimizer of ``L`` (the unique one iff ``A ≻ 0``)."""
+        """``c̄ = (1/n) Σ_i c_i``, a minimizer of ``L`` (the unique one iff ``A ≻ 0``).
+
+        Conventions: [loss-mean].
+        """
         return np.mean(np.asarray(self.centers, dtype=np.float64), axis=0)
 
     @cached_property
     def min_loss(self) -> float:
-        """``L* = (1/n) Σ_i ½ (c_i − c̄)ᵀ A (c_i − c̄)``."""
+        """``L* = (1/n) Σ_i ½ (c_i − c̄)ᵀ A (c_i − c̄)``.
+
+        Conventions: [loss-mean].
+        """
         e = np.asarray(self.centers, dtype=np.float64) - self.minimizer
         return float(0.5 * np.mean(np.einsum("id,de,ie->i", e, self.hessian, e)))
 
     @cached_property
     def noise_variance(self) -> float:
-        """``σ² = E_i‖∇ℓ_i(w) − ∇L(w)‖² = (1/n) Σ_i ‖A(c_i − c̄)‖²``, the same for every ``w``."""
+        """``σ² = E_i‖∇ℓ_i(w) − ∇L(w)‖² = (1/n) Σ_i ‖A(c_i − c̄)‖²``, the same for every ``w``.
+
+        Conventions: [loss-mean].
+        """
         e = np.asarray(self.centers, dtype=np.float64) - self.minimizer
         return float(np.mean(np.sum((e @ self.hessian) ** 2, axis=-1)))
 
@@ -289,6 +321,8 @@ class QuadraticFamily:
 
         Jittable; in the dtype of ``w`` and the centers. Same signature as
         :meth:`LeastSquares.noise_variance_at`.
+
+        Conventions: [loss-mean], [float].
         """
         _check_vector("w", w, self.dim)
         c = jnp.asarray(self.centers)
@@ -352,17 +386,26 @@ class LeastSquares:
 
     @property
     def dim(self) -> int:
-        """Dimension ``d``."""
+        """Dimension ``d``.
+
+        Conventions: none.
+        """
         return self.X.shape[1]
 
     @property
     def n(self) -> int:
-        """Number of examples."""
+        """Number of examples.
+
+        Conventions: none.
+        """
         return self.X.shape[0]
 
     @property
     def batch(self) -> Batch:
-        """The full data set ``{"x": X, "y": y}`` as a JAX batch."""
+        """The full data set ``{"x": X, "y": y}`` as a JAX batch.
+
+        Conventions: [loss-mean].
+        """
         return {"x": jnp.asarray(self.X), "y": jnp.asarray(self.y)}
 
     # ---- constants ---------------------------------------------------------
@@ -373,17 +416,26 @@ class LeastSquares:
 
     @cached_property
     def hessian(self) -> np.ndarray:
-        """``H = XᵀX/n`` (float64)."""
+        """``H = XᵀX/n`` (float64).
+
+        Conventions: [loss-mean].
+        """
         return self._x64.T @ self._x64 / self.n
 
     @cached_property
     def singular_values(self) -> np.ndarray:
-        """Singular values of ``X/√n``, descending; their squares are the top ``min(n, d)`` eigenvalues of ``H``."""
+        """Singular values of ``X/√n``, descending; their squares are the top ``min(n, d)`` eigenvalues of ``H``.
+
+        Conventions: [loss-mean].
+        """
         return np.linalg.svd(self._x64 / np.sqrt(self.n), compute_uv=False)
 
     @cached_property
     def rank(self) -> int:
-        """Numerical rank of ``X``: singular values ``> s_max · max(n, d) · eps`` (NumPy's rule)."""
+        """Numerical rank of ``X``: singular values ``> s_max · max(n, d) · eps`` (NumPy's rule).
+
+        Conventions: none.
+        """
         s = self.singular_values
         if s.size == 0 or s[0] == 0:
             return 0
@@ -391,7 +443,10 @@ class LeastSquares:
 
     @cached_property
     def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of ``H`` in ascending order, as squared singular values (exact zeros past the rank)."""
+        """Eigenvalues of ``H`` in ascending order, as squared singular values (exact zeros past the rank).
+
+        Conventions: [loss-mean].
+        """
         lam = np.zeros(self.dim)
         r = self.rank
         lam[self.dim - r :] = np.sort(self.singular_values[:r] ** 2)
@@ -399,12 +454,18 @@ class LeastSquares:
 
     @cached_property
     def smoothness(self) -> float:
-        """β = λ_max(XᵀX/n), attained along the top right singular vector of ``X``."""
+        """β = λ_max(XᵀX/n), attained along the top right singular vector of ``X``.
+
+        Conventions: [loss-mean], [loss-sq].
+        """
         return float(self.eigenvalues[-1])
 
     @cached_property
     def individual_smoothness(self) -> float:
-        """``max_i ‖x_i‖²``: ``∇²ℓ_i = x_i x_iᵀ`` has the single nonzero eigenvalue ``‖x_i‖²``."""
+        """``max_i ‖x_i‖²``: ``∇²ℓ_i = x_i x_iᵀ`` has the single nonzero eigenvalue ``‖x_i‖²``.
+
+        Conventions: [loss-sq].
+        """
         return float(np.max(np.sum(self._x64**2, axis=1)))
 
     @cached_property
@@ -428,6 +489,8 @@ class LeastSquares:
         ``n < d``), is the constant. Equality holds when ``e`` is an
         eigenvector for λ_min⁺, so the constant is tight. Eigenvalues count as
         zero below the rank threshold of :attr:`rank`.
+
+        Conventions: [loss-mean], [loss-sq].
         """
         r = self.rank
         return float(self.singular_values[r - 1] ** 2) if r > 0 else 0.0
@@ -438,12 +501,17 @@ class LeastSquares:
 
         Every minimizer is ``w† + k`` with ``Xk = 0``; ``w†`` is the one in
         ``range(Xᵀ)``, the limit of GD from 0.
+
+        Conventions: [loss-sq].
         """
         return np.linalg.lstsq(self._x64, np.asarray(self.y, dtype=np.float64), rcond=None)[0]
 
     @cached_property
     def min_loss(self) -> float:
-        """``L* = L(w†) = ‖(I − XX⁺) y‖² / 2n``."""
+        """``L* = L(w†) = ‖(I − XX⁺) y‖² / 2n``.
+
+        Conventions: [loss-mean], [loss-sq].
+        """
         r = self._x64 @ self.minimizer - np.asarray(self.y, dtype=np.float64)
         return float(0.5 * np.mean(r**2))
 
@@ -461,6 +529,8 @@ class LeastSquares:
         agree on ``v``, so no uniform bound on σ² exists (unlike
         :class:`QuadraticFamily`); theorems that assume one can only be
         checked on bounded sets of ``w`` or at the minimizer.
+
+        Conventions: [loss-mean], [loss-sq], [float].
         """
         _check_vector("w", w, self.dim)
         x, y = jnp.asarray(self.X), jnp.asarray(self.y)
@@ -469,7 +539,10 @@ class LeastSquares:
 
     @cached_property
     def noise_variance_at_minimizer(self) -> float:
-        """``σ²(w*)``; the same at every minimizer, since they all have the same residual ``−y_⊥``."""
+        """``σ²(w*)``; the same at every minimizer, since they all have the same residual ``−y_⊥``.
+
+        Conventions: [loss-mean], [loss-sq].
+        """
         x = self._x64
         r = x @ self.minimizer - np.asarray(self.y, dtype=np.float64)
         g = r[:, None] * x

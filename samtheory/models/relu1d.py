@@ -134,7 +134,7 @@ def predict(params: Params, x: jax.Array) -> jax.Array:
     Conventions: [float].
     """
     _check_params(params)
-    pre = x[..., None] * params["w"] + params["b"]
+    pre = jnp.asarray(x)[..., None] * params["w"] + params["b"]
     return jax.nn.relu(pre) @ params["a"] + params["c"]
 
 
@@ -167,6 +167,8 @@ class Kinks(NamedTuple):
         jump: the slope jump ``f'(p_j⁺) − f'(p_j⁻) = a_j |w_j|`` where
             ``valid``, else 0.
         valid: ``w_j ≠ 0``; a unit with ``w_j = 0`` is constant and has no kink.
+
+    Conventions: none.
     """
 
     position: jax.Array
@@ -199,7 +201,10 @@ def kinks(params: Params) -> Kinks:
 
 
 class EffectiveKinks(NamedTuple):
-    """Sorted breakpoints of ``f`` after merging and thresholding (NumPy arrays)."""
+    """Sorted breakpoints of ``f`` after merging and thresholding (NumPy arrays).
+
+    Conventions: none.
+    """
 
     position: np.ndarray
     jump: np.ndarray
