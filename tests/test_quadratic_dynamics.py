@@ -91,3 +91,38 @@ def test_normalized_sam_settles_into_the_bartlett_two_cycle(top, ratios, eta_lam
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_stochastic_normalized_sam_floor_scales_as_rho_squared():
+    """Si & Yun (2023): constant-ρ stochastic normalized SAM stalls at a suboptimality ∝ ρ².
+
+    The η → 0 limit of stochastic SAM with uniformly drawn minibatches of size b
+    follows the *expected* direction E_B ∇L_B(w + ρ ĝ_B). Listing every size-b
+    minibatch as one chunk of a data set makes that expectation exactly the
+    m-SAM direction with m = b, so the floor is computed without Monte Carlo
+    noise by full-batch m-SAM run to its fixed point. The floor is nonzero
+    because normalization is nonlinear: E_B[ĝ_B] ≠ 0 at the minimizer even though
+    E_B[∇L_B] = 0 there.
+    """
+    import itertools
+
+    from samtheory.models.quadratic import QuadraticFamily
+
+    family = QuadraticFamily.from_spectrum(np.array([2.0, 1.0, 0.5]), 6, 0)
+    pairs = np.array(list(itertools.combinations(range(6), 2))).reshape(-1)
+    all_minibatches = {"c": jnp.asarray(family.centers[pairs])}
+    rhos = np.geomspace(1e-3, 1e-2, 5)
+
+    def floor(rho):
+        result = train.run(family.loss_fn, jnp.asarray(family.minimizer), all_minibatches,
+                           variant=sam.SAM(rho, m=2), num_steps=4000, learning_rate=0.3,
+                           record_steps=np.array([3999, 4000]),
+                           metrics_fn=lambda w: {"gap": family.loss_fn(w, family.batch) - family.min_loss, "w": w})
+        return result.metrics["gap"], result.metrics["w"]
+
+    gaps, ws = jax.jit(jax.vmap(floor))(jnp.asarray(rhos))
+    np.testing.assert_allclose(ws[:, 0], ws[:, 1], rtol=1e-10, atol=1e-14)  # at the fixed point
+    gaps = np.asarray(gaps[:, -1])
+    assert np.all(gaps > 0)
+    slope = np.polyfit(np.log(rhos), np.log(gaps), 1)[0]
+    assert 1.95 < slope < 2.05, (slope, gaps)
