@@ -7,4 +7,10 @@ module's ``NAME`` must equal its name here. To add a figure, write
 """
 
 #: Registered figure modules, in the order ``samtheory figures`` makes them.
-FIGURE_MODULES: tuple[str, ...] = ("dln_sparse_regression", "convergence_bounds", "sam_quadratic_stability")
+FIGURE_MODULES: tuple[str, ...] = (
+    "dln_sparse_regression",
+    "dln_implicit_bias",
+    "dln_switching",
+    "convergence_bounds",
+    "sam_quadratic_stability",
+)
