@@ -98,3 +98,15 @@ def test_worst_direction_gradient_is_danskin():
     np.testing.assert_allclose(grad["x"], a_matrix @ np.asarray(params["x"] + eps["x"]), rtol=1e-7)
     # And it is not the gradient at x (the perturbation matters at this precision).
     assert not np.allclose(grad["x"], a_matrix @ np.asarray(params["x"]), rtol=1e-3)
+
+
+def test_rho_zero_gives_the_loss_itself():
+    """The ρ = 0 ball is {0}: every sharpness-aware loss equals L (no 0/0 in the projection)."""
+    rng = np.random.default_rng(5)
+    loss = make_quadratic_loss(np.diag([3.0, 1.0, 0.5, 0.2, 0.1]))
+    params, batch = {"x": jnp.asarray(rng.normal(size=DIM))}, {"c": jnp.zeros((1, DIM))}
+    base = float(loss(params, batch))
+    key = jax.random.PRNGKey(0)
+    assert float(sam.worst_direction_loss(loss, params, batch, 0.0, key=key, steps=5, restarts=1)) == base
+    assert float(sam.ascent_direction_loss(loss, params, batch, 0.0)) == base
+    np.testing.assert_allclose(sam.average_direction_loss(loss, params, batch, 0.0, key=key, num_samples=8), base)

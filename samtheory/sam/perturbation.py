@@ -131,12 +131,17 @@ def project_to_ball(eps, rho, p: float) -> PyTree:
     and raise ``ValueError``. Conventions: [rho-sam].
     """
     if p == 2:
-        return optax.projections.projection_l2_ball(eps, rho)
-    if p == math.inf:
-        return optax.projections.projection_linf_ball(eps, rho)
-    if p == 1:
-        return optax.projections.projection_l1_ball(eps, rho)
-    raise ValueError(f"p must be 1, 2 or inf for a projection onto the p-ball, got p={p!r}")
+        project = optax.projections.projection_l2_ball
+    elif p == math.inf:
+        project = optax.projections.projection_linf_ball
+    elif p == 1:
+        project = optax.projections.projection_l1_ball
+    else:
+        raise ValueError(f"p must be 1, 2 or inf for a projection onto the p-ball, got p={p!r}")
+    # The optax projections divide by the radius; ρ = 0 is the point ball {0}.
+    is_point = jnp.asarray(rho) == 0
+    projected = project(eps, jnp.where(is_point, 1.0, rho))
+    return jax.tree.map(lambda x: jnp.where(is_point, jnp.zeros_like(x), x), projected)
 
 
 def random_sphere_perturbation(key: jax.Array, like, rho) -> PyTree:

@@ -12,7 +12,7 @@ If ``T_k = S Θ Sᵀ``, the Ritz pairs ``(θ_i, y_i = Q_k s_i)`` have residual
 ``‖A y_i − θ_i y_i‖₂ = β_k |S_{k,i}|``; for symmetric ``A`` some eigenvalue
 lies within that residual of ``θ_i`` (Kahan's bound), and within
 ``residual² / gap`` if the rest of the spectrum is ``gap`` away (Kato–Temple);
-see Parlett (1998), *The Symmetric Eigenvalue Problem*, ch. 10–11. The extreme
+see Parlett (1998), *The Symmetric Eigenvalue Problem*. The extreme
 Ritz values converge first, from the inside (Cauchy interlacing:
 ``λ_min ≤ θ_min`` and ``θ_max ≤ λ_max``), and both ends come out of the same
 run. Power iteration, as in PyHessian (Yao et al. 2020), only finds the
@@ -42,6 +42,13 @@ Without a breakdown restart, a single start vector sees each distinct
 eigenvalue once: **multiplicities are invisible**, so the top-``k`` Ritz values
 of a Hessian whose ``λ_max`` is double are ``λ₁, λ₃, …`` until the Krylov
 space is exhausted. Run to ``num_iter = D`` (small problems) to recover them.
+
+Why not ``matfree``: its ``decomp.tridiag_sym`` (0.6.3) is clean and
+reorthogonalizes, but divides by ``β`` unguarded (``A = c I`` gives NaN on the
+second step, as does any start vector inside a small invariant subspace) and
+allocates the ``k × D`` basis even without reorthogonalization, so the
+``O(D)``-memory mode is unavailable. The recurrence is short; it is written
+here with the guard.
 
 Conventions: [loss-mean], [rng], [float].
 """
@@ -118,6 +125,20 @@ class HessianEigenvalues(NamedTuple):
     ritz: RitzValues
 
 
+def _norm(w: jax.Array) -> jax.Array:
+    """‖w‖₂ computed as ``s ‖w/s‖₂`` with ``s = max|w|``.
+
+    The plain ``√Σw²`` underflows to 0 once the entries are below ``√(tiny)``
+    (about 1e-154 in float64 but only 1e-19 in float32, a realistic Hessian
+    scale near an interpolating minimum), which would be misread as a
+    breakdown. Scaling first makes Lanczos invariant to the scale of ``A``.
+    """
+    s = jnp.max(jnp.abs(w))
+    positive = s > 0
+    safe = jnp.where(positive, s, 1.0)
+    return jnp.where(positive, s * jnp.sqrt(jnp.sum(jnp.square(w / safe))), 0.0).astype(w.dtype)
+
+
 def _unit(w: jax.Array, length: jax.Array, is_zero: jax.Array) -> jax.Array:
     """``w / length``, or 0 where ``is_zero`` (double-where: no 0/0 even in derivatives)."""
     return jnp.where(is_zero, 0.0, w / jnp.where(is_zero, 1.0, length)).astype(w.dtype)
@@ -135,8 +156,8 @@ def lanczos_tridiagonal(
 
     Args:
       matvec: ``u ↦ A u`` for ``u`` of shape ``(D,)``; ``A`` must be symmetric.
-      v0: start vector ``(D,)``; normalized here. A zero ``v0`` is treated as
-        an immediate breakdown (a random start is drawn).
+      v0: start vector ``(D,)``; normalized here. A zero ``v0`` is replaced by
+        ``(1, …, 1)/√D``.
       num_iter: Krylov dimension ``k ≥ 1``; at most ``D`` with reorthogonalization.
       key: PRNG key for the fresh vectors drawn at a breakdown (step ``j``
         uses ``fold_in(key, j)``); unused if no breakdown occurs.
@@ -172,19 +193,16 @@ def lanczos_tridiagonal(
     def fresh_direction(step, basis, q, q_prev):
         z = jax.random.normal(jax.random.fold_in(key, step), (dim,), dtype)
         z = orthogonalize(z, basis, q, q_prev)
-        length = jnp.linalg.norm(z)
+        length = _norm(z)
         return _unit(z, length, length == 0)
 
     basis0 = jnp.zeros((num_iter, dim), dtype) if reorthogonalize else None
     zeros = jnp.zeros(dim, dtype)
-    length0 = jnp.linalg.norm(v0)
+    length0 = _norm(v0)
     start_is_zero = length0 == 0
-    # Index num_iter for the replacement of a zero start: steps use 0 … num_iter−1.
-    q1 = jnp.where(
-        start_is_zero,
-        fresh_direction(num_iter, basis0, zeros, zeros),
-        _unit(v0, length0, start_is_zero),
-    )
+    # A zero start has no direction; (1, …, 1)/√D is as good as any and needs
+    # no second random draw (each draw site costs compile time).
+    q1 = jnp.where(start_is_zero, jnp.full(dim, 1.0 / dim**0.5, dtype), _unit(v0, length0, start_is_zero))
 
     def step(j, carry):
         basis, q, q_prev, beta_prev, alphas, betas, broke, scale = carry
@@ -194,7 +212,7 @@ def lanczos_tridiagonal(
         alpha = jnp.vdot(q, w)
         w = w - alpha * q - beta_prev * q_prev
         w = orthogonalize(w, basis, q, q_prev)
-        beta = jnp.linalg.norm(w)
+        beta = _norm(w)
         scale = jnp.maximum(scale, jnp.maximum(jnp.abs(alpha), beta))
         # `<=` so that a zero operator (scale 0, beta 0) counts as broken down.
         broken = beta <= tiny * scale
