@@ -11,6 +11,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "dln_sparse_regression",
     "dln_implicit_bias",
     "dln_switching",
+    "dln_flows_vs_gd",
     "convergence_bounds",
     "sam_quadratic_stability",
 )
