@@ -617,7 +617,7 @@ def solve_flow(
 
     ``D`` is the variant's full-batch direction (:func:`flow_direction`); the
     flow is the ``η → 0`` limit of full-batch SAM at fixed ρ (Andriushchenko
-    & Flammarion 2022, §4; for the stochastic, SDE view see Compagnoni et al.
+    & Flammarion 2022; for the stochastic, SDE view see Compagnoni et al.
     2023). The term is fixed; the solver and step-size controller are chosen
     here, and the whole solve is one compiled program (reused across calls
     with the same ``loss_fn``/``metrics_fn``/``auxiliary`` objects and
