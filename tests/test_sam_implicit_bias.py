@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from samtheory import flows, sam
+from samtheory import flows, sam, train
 from samtheory import sam_implicit_bias as sib
 from samtheory.implicit_bias import min_entropy_interpolator
 from samtheory.models import dln
@@ -134,3 +134,29 @@ def test_bad_kind():
     x, y = _instance(0)
     with pytest.raises(ValueError, match="kind"):
         sib.delta_rate("two_sam", dln.init_pm(D, 0.1), {"x": x, "y": y}, 0.1)
+
+
+def test_woodworth_limit_error_shrinks_with_tolerance_and_is_first_order_in_the_gd_step():
+    """ERM on the w± network → argmin Q_α (Woodworth et al. 2020): flows to solver precision, GD to O(η)."""
+    x, y = _instance(4)
+    alpha = 0.3
+    data = {"x": x, "y": y}
+    target = np.asarray(min_entropy_interpolator(x, y, alpha).beta)
+    errors = []
+    for rtol in (1e-5, 1e-7, 1e-9):
+        result = jax.jit(lambda: flows.solve_flow(
+            sam.ERM(), dln.loss_pm, dln.init_pm(D, alpha), data, t_final=1e5, rtol=rtol, atol=rtol * 1e-2,
+            stop_when_loss_below=1e-18, save_params=False, max_steps=100_000))()
+        errors.append(np.max(np.abs(np.asarray(dln.beta_pm(result.final_params)) - target)))
+    assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-8, errors
+
+    etas = np.array([0.08, 0.04, 0.02, 0.01])
+    run_gd = jax.jit(lambda eta: train.run(dln.loss_pm, dln.init_pm(D, alpha), data, variant=sam.ERM(),
+                                           num_steps=40_000, learning_rate=eta, record_steps=np.array([40_000])))
+    gd_errors = []
+    for eta in etas:
+        result = train.check_finite(run_gd(eta))
+        assert float(result.metrics["loss"][-1]) < 1e-20  # converged: what remains is the implicit-bias shift
+        gd_errors.append(np.max(np.abs(np.asarray(dln.beta_pm(result.params)) - target)))
+    slope = np.polyfit(np.log(etas), np.log(gd_errors), 1)[0]
+    assert 0.9 < slope < 1.1, (slope, gd_errors)
