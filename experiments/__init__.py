@@ -12,6 +12,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "dln_implicit_bias",
     "dln_switching",
     "dln_flows_vs_gd",
+    "relu_kinks",
     "convergence_bounds",
     "sam_quadratic_stability",
 )

@@ -2,8 +2,8 @@
 
 A violation is a Monte Carlo mean whose lower 3-SE confidence limit lies above
 the bound; hypothesis generates instances inside the assumptions and none may
-violate. The ratio measured/bound is also checked to be meaningful (the runs
-actually make progress), so the test could fail in both directions.
+violate. The exact constants are checked on every run too: no run goes below
+L*, and in the non-convex case the gradients shrink.
 """
 
 import jax
@@ -72,7 +72,9 @@ def test_pl_rate_bound_has_no_violation(spectrum, center_scale, batch, seed):
     gap0 = float(family.loss_fn(w0, family.batch)) - family.min_loss
     bound = cv.pl_bound(beta, mu, family.noise_variance, batch, STEPS, gap0)
     assert estimate.mean - 3 * estimate.stderr <= bound, (estimate, bound)
-    assert estimate.mean < gap0  # and the runs did optimize
+    # L* is exact: no run ever goes below it. (The final gap may exceed gap0 when w0 starts
+    # inside the noise floor γσ²/b, so "progress" is not asserted here.)
+    assert np.all(gaps >= -1e-12 * max(1.0, abs(family.min_loss)))
 
 
 def _quadratic_loss(a_matrix):
