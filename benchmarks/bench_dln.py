@@ -55,20 +55,25 @@ STEPS = 10_000
 RHOS = (0.0, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3)
 
 
-def numpy_loop_one_sam(x, y, u, v, lr, rho, steps):
-    """1-SAM, unnormalized, per step and per example in Python: ε_k = ρ ∇(½ r_k²)."""
+def _loop_step_one_sam(x, y, u, v, lr, rho):
+    """One 1-SAM step, unnormalized, looping over examples in Python: ε_k = ρ ∇(½ r_k²)."""
     n = x.shape[0]
+    r = x @ (u * v) - y
+    grad_u = np.zeros_like(u)
+    grad_v = np.zeros_like(v)
+    for k in range(n):
+        u_k = u + rho * r[k] * x[k] * v
+        v_k = v + rho * r[k] * x[k] * u
+        r_k = x[k] @ (u_k * v_k) - y[k]
+        grad_u += r_k * x[k] * v_k / n
+        grad_v += r_k * x[k] * u_k / n
+    return u - lr * grad_u, v - lr * grad_v
+
+
+def numpy_loop_one_sam(x, y, u, v, lr, rho, steps):
+    """1-SAM with Python loops over steps and examples, no bookkeeping."""
     for _ in range(steps):
-        r = x @ (u * v) - y
-        grad_u = np.zeros_like(u)
-        grad_v = np.zeros_like(v)
-        for k in range(n):
-            u_k = u + rho * r[k] * x[k] * v
-            v_k = v + rho * r[k] * x[k] * u
-            r_k = x[k] @ (u_k * v_k) - y[k]
-            grad_u += r_k * x[k] * v_k / n
-            grad_v += r_k * x[k] * u_k / n
-        u, v = u - lr * grad_u, v - lr * grad_v
+        u, v = _loop_step_one_sam(x, y, u, v, lr, rho)
     return u * v
 
 
@@ -85,28 +90,17 @@ def numpy_loop_one_sam_notebook_style(x, y, x_test, y_test, u, v, lr, rho, steps
     As in the reference notebook, each step tests ``i in record`` against a
     NumPy array and, at those steps, appends train and test losses.
     """
-    n = x.shape[0]
     train_losses, test_losses = [], []
     for i in range(steps):
-        r = x @ (u * v) - y
-        grad_u = np.zeros_like(u)
-        grad_v = np.zeros_like(v)
-        for k in range(n):
-            u_k = u + rho * r[k] * x[k] * v
-            v_k = v + rho * r[k] * x[k] * u
-            r_k = x[k] @ (u_k * v_k) - y[k]
-            grad_u += r_k * x[k] * v_k / n
-            grad_v += r_k * x[k] * u_k / n
-        u, v = u - lr * grad_u, v - lr * grad_v
+        u, v = _loop_step_one_sam(x, y, u, v, lr, rho)
         if i in record:
-            train_losses.append(np.sum((x @ (u * v) - y) ** 2) / (2 * n))
+            train_losses.append(np.sum((x @ (u * v) - y) ** 2) / (2 * x.shape[0]))
             test_losses.append(np.sum((x_test @ (u * v) - y_test) ** 2) / (2 * x_test.shape[0]))
     return u * v, train_losses, test_losses
 
 
 def numpy_vectorized_one_sam(x, y, u, v, lr, rho, steps):
     """The same iteration with the per-example perturbations as (n, d) arrays."""
-    n = x.shape[0]
     for _ in range(steps):
         r = x @ (u * v) - y
         u_k = u + rho * (r[:, None] * x) * v  # row k: u perturbed for example k

@@ -24,16 +24,14 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from samtheory import flows, sam, train
+from experiments._dln_variants import COLORS, LABELS, VARIANTS, unnormalized_variant
+from samtheory import flows, train
 from samtheory.models import dln
 
 NAME = "dln_flows_vs_gd"
 TITLE = "DLN: test loss and l1 norm against rho for ERM, n-SAM, 1-SAM, as flows and as discrete GD"
 CODE_VERSION = 1
 
-VARIANTS = ("erm", "n_sam", "one_sam")
-LABELS = {"erm": "ERM", "n_sam": "n-SAM", "one_sam": "1-SAM"}
-COLORS = {"erm": "tab:red", "n_sam": "tab:blue", "one_sam": "tab:green"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,8 +55,6 @@ def config(quick: bool) -> Config:
     return Config()
 
 
-def _variant(name, rho):
-    return sam.ERM() if name == "erm" else sam.SAM(rho, m=None if name == "n_sam" else 1, normalize=False)
 
 
 def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
@@ -70,11 +66,11 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     out: dict = {"rhos": np.asarray(cfg.rhos)}
 
     def gd(name, rho, train_set):
-        return train.run(dln.loss_pm, p0, train_set, variant=_variant(name, rho), num_steps=cfg.num_steps,
+        return train.run(dln.loss_pm, p0, train_set, variant=unnormalized_variant(name, rho), num_steps=cfg.num_steps,
                          learning_rate=cfg.step_size_times_d / cfg.d, record_steps=np.array([cfg.num_steps]))
 
     def flow(name, rho, train_set):
-        return flows.solve_flow(_variant(name, rho), dln.loss_pm, p0, train_set, t_final=1e7, rtol=cfg.flow_rtol,
+        return flows.solve_flow(unnormalized_variant(name, rho), dln.loss_pm, p0, train_set, t_final=1e7, rtol=cfg.flow_rtol,
                                 atol=cfg.flow_rtol * 1e-2, log_coordinates=True, solver="kvaerno5",
                                 stop_when_loss_below=cfg.flow_stop_loss, save_params=False, max_steps=100_000)
 

@@ -32,16 +32,14 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from samtheory import sam, train
+from experiments._dln_variants import COLORS, LABELS, VARIANTS, unnormalized_variant
+from samtheory import train
 from samtheory.models import dln
 
 NAME = "dln_sparse_regression"
 TITLE = "Diagonal linear network: test loss of ERM, n-SAM and 1-SAM (unnormalized) against rho"
 CODE_VERSION = 1
 
-VARIANTS = ("erm", "n_sam", "one_sam")
-LABELS = {"erm": "ERM", "n_sam": "n-SAM", "one_sam": "1-SAM"}
-COLORS = {"erm": "tab:red", "n_sam": "tab:blue", "one_sam": "tab:green"}
 # A run whose final train loss is above this has not interpolated in the step budget.
 CONVERGED_TRAIN_LOSS = 1e-6
 
@@ -96,10 +94,6 @@ def _problems(cfg: Config) -> tuple[dict, dict]:
     return stack(trains), stack(tests)
 
 
-def _variant(name: str, rho):
-    if name == "erm":
-        return sam.ERM()
-    return sam.SAM(rho, m=None if name == "n_sam" else 1, normalize=False)
 
 
 def simulate(cfg: Config, trains: dict, tests: dict) -> dict[str, train.TrainResult]:
@@ -116,7 +110,7 @@ def simulate(cfg: Config, trains: dict, tests: dict) -> dict[str, train.TrainRes
             }
 
         return train.run(
-            dln.loss_uv, params0, train_set, variant=_variant(name, rho),
+            dln.loss_uv, params0, train_set, variant=unnormalized_variant(name, rho),
             num_steps=cfg.num_steps, learning_rate=cfg.step_size_times_d / cfg.d,
             record_steps=record, metrics_fn=metrics,
         )

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import dln_sparse_regression as exp
-from samtheory import figures, sam, train
+from samtheory import figures, sam
 from samtheory.models import dln
 
 

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from _problems import N_EXAMPLES, make_quadratic_loss, spd_matrices, tanh_net_loss, tanh_problems
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from samtheory import sam
