@@ -146,6 +146,16 @@ def _check_alpha_shape(alpha: ArrayLike, shape: tuple[int, ...], what: str) -> N
         )
 
 
+def _checked_beta_alpha(beta: ArrayLike, alpha: ArrayLike) -> tuple[jax.Array, jax.Array]:
+    """Validate α, cast both to a common float dtype and broadcast α to β's shape."""
+    check_positive("alpha", alpha)
+    _check_alpha_shape(alpha, jnp.shape(beta), "beta")
+    dtype = _float_dtype(beta, alpha)
+    beta = jnp.asarray(beta, dtype)
+    alpha = jnp.broadcast_to(jnp.asarray(alpha, dtype), beta.shape)
+    return beta, alpha
+
+
 def hyperbolic_entropy(beta: ArrayLike, alpha: ArrayLike) -> jax.Array:
     """The hyperbolic entropy ``Q_α(β) = Σ_i α_i² q(β_i/α_i²)``.
 
@@ -175,12 +185,7 @@ def hyperbolic_entropy(beta: ArrayLike, alpha: ArrayLike) -> jax.Array:
 
     Conventions: [alpha], [float].
     """
-    check_positive("alpha", alpha)
-    _check_alpha_shape(alpha, jnp.shape(beta), "beta")
-    dtype = _float_dtype(beta, alpha)
-    beta = jnp.asarray(beta, dtype)
-    alpha = jnp.broadcast_to(jnp.asarray(alpha, dtype), beta.shape)
-    return jnp.sum(_entropy_terms(beta, alpha))
+    return jnp.sum(_entropy_terms(*_checked_beta_alpha(beta, alpha)))
 
 
 def hyperbolic_entropy_grad(beta: ArrayLike, alpha: ArrayLike) -> jax.Array:
@@ -200,12 +205,7 @@ def hyperbolic_entropy_grad(beta: ArrayLike, alpha: ArrayLike) -> jax.Array:
 
     Conventions: [alpha], [float].
     """
-    check_positive("alpha", alpha)
-    _check_alpha_shape(alpha, jnp.shape(beta), "beta")
-    dtype = _float_dtype(beta, alpha)
-    beta = jnp.asarray(beta, dtype)
-    alpha = jnp.broadcast_to(jnp.asarray(alpha, dtype), beta.shape)
-    return _mirror(beta, alpha)
+    return _mirror(*_checked_beta_alpha(beta, alpha))
 
 
 # --------------------------------------------------------------------------
