@@ -110,3 +110,54 @@ def test_rho_zero_gives_the_loss_itself():
     assert float(sam.worst_direction_loss(loss, params, batch, 0.0, key=key, steps=5, restarts=1)) == base
     assert float(sam.ascent_direction_loss(loss, params, batch, 0.0)) == base
     np.testing.assert_allclose(sam.average_direction_loss(loss, params, batch, 0.0, key=key, num_samples=8), base)
+
+
+def _cubic_loss(h_matrix, b_vector):
+    """L(x) = ½xᵀHx + (bᵀx)³/6 + (bᵀx)⁴/24: a minimizer at 0 with Hessian H, cubic and quartic terms."""
+
+    def loss(params, batch):
+        x = params["x"]
+        bx = b_vector @ x
+        return 0.5 * x @ h_matrix @ x + bx**3 / 6 + bx**4 / 24 + 0.0 * jnp.sum(batch["dummy"])
+
+    return loss
+
+
+def test_worst_direction_expansion_has_a_cubic_remainder():
+    """L^Max − L = ρ²λ₁/2 + O(ρ³) at a minimizer of a non-quadratic loss: fitted slope 3."""
+    rng = np.random.default_rng(11)
+    q, _ = np.linalg.qr(rng.normal(size=(DIM, DIM)))
+    h_matrix = (q * np.array([3.0, 1.0, 0.7, 0.4, 0.2])) @ q.T
+    loss = _cubic_loss(jnp.asarray(h_matrix), jnp.asarray(rng.normal(size=DIM)))
+    params, batch = {"x": jnp.zeros(DIM)}, {"dummy": jnp.zeros(1)}
+    rhos = np.geomspace(1e-3, 1e-2, 5)
+    worst = jax.jit(lambda r: sam.worst_direction_perturbation(
+        loss, params, batch, r, key=jax.random.PRNGKey(0), steps=200, restarts=4)[1])
+    remainders = np.array([abs(float(worst(r)) - r**2 * 3.0 / 2) for r in rhos])
+    slope = np.polyfit(np.log(rhos), np.log(remainders), 1)[0]
+    assert 2.85 < slope < 3.15, (slope, remainders)
+
+
+def test_average_direction_expansion_has_a_quartic_remainder_with_antithetic_pairs():
+    """Each antithetic pair equals ½ρ²uᵀHu + O(ρ⁴) (the cubic term cancels): fitted slope 4.
+
+    The same directions u are regenerated from the same keys, so the check is free of
+    Monte Carlo error; averaged over u it is L^Avg − L = ρ²Tr(H)/(2D) + O(ρ⁴).
+    """
+    rng = np.random.default_rng(12)
+    q, _ = np.linalg.qr(rng.normal(size=(DIM, DIM)))
+    h_matrix = (q * np.array([3.0, 1.0, 0.7, 0.4, 0.2])) @ q.T
+    loss = _cubic_loss(jnp.asarray(h_matrix), jnp.asarray(rng.normal(size=DIM)) * 3)
+    params, batch = {"x": jnp.zeros(DIM)}, {"dummy": jnp.zeros(1)}
+    key, num = jax.random.PRNGKey(3), 64
+    units = np.stack([np.asarray(sam.random_sphere_perturbation(k, params, 1.0)["x"])
+                      for k in jax.random.split(key, num // 2)])
+    quadratic_forms = np.einsum("ki,ij,kj->k", units, h_matrix, units)
+    rhos = np.geomspace(1e-2, 1e-1, 5)
+    remainders = []
+    for rho in rhos:
+        pairs = np.asarray(sam.average_direction_samples(loss, params, batch, rho, key=key, num_samples=num))
+        pair_means = pairs.reshape(-1, 2).mean(axis=1)
+        remainders.append(np.max(np.abs(pair_means - 0.5 * rho**2 * quadratic_forms)))
+    slope = np.polyfit(np.log(rhos), np.log(remainders), 1)[0]
+    assert 3.85 < slope < 4.15, (slope, remainders)
