@@ -15,4 +15,5 @@ FIGURE_MODULES: tuple[str, ...] = (
     "relu_kinks",
     "convergence_bounds",
     "sam_quadratic_stability",
+    "sharpness_manifold_drift",
 )

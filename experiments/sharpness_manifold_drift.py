@@ -1,0 +1,133 @@
+"""Which sharpness each SAM variant minimizes along a manifold of minimizers (Wen, Ma & Li 2023).
+
+Toy loss with per-example terms ``ℓ₁ = 2F₁(x₁,x₂)x₃²``, ``ℓ₂ = 2F₂(x₁,x₂)x₄²``,
+so ``L = F₁x₃² + F₂x₄²`` ([loss-mean]) and the minimizers are the plane
+``x₃ = x₄ = 0``, where the Hessian is ``diag(0, 0, 2F₁, 2F₂)``. With
+
+    F₂ = 1 + x₁² + x₂²,   F₁ = F₂ + 1 + (x₁ − 2)² + (x₂ − 1)²   (F₁ > F₂ > 0),
+
+the candidate biases have distinct minimizers on the plane:
+
+* λ₁ = 2F₁ (worst-direction loss; full-batch normalized SAM): (1, 1/2);
+* Tr = 2(F₁ + F₂) (average-direction / 1-SAM): (2/3, 1/3);
+* the smallest nonzero eigenvalue 2F₂ (ascent-direction loss): (0, 0).
+
+Each variant runs full-batch normalized SAM with step η and radius ρ from the
+same start; the figure shows the paths of (x₁, x₂) over contours of the three
+objectives, and the end points against the predictions. The ascent-direction
+loss is run as SAM with the second-order term (``second_order=True``), i.e.
+gradient descent on ``L^Asc``, at two step sizes.
+
+Conventions: [loss-mean], [rho-sam], [m], [normalize].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from matplotlib.figure import Figure
+
+from samtheory import sam, train
+
+NAME = "sharpness_manifold_drift"
+TITLE = "Implicit biases along a manifold of minimizers: n-SAM (lambda_max), 1-SAM (trace), ascent-direction"
+CODE_VERSION = 1
+
+PREDICTIONS = {"lambda_max": (1.0, 0.5), "trace": (2.0 / 3.0, 1.0 / 3.0), "lambda_min": (0.0, 0.0)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    rho: float = 0.1
+    step_size: float = 0.01
+    ascent_step_sizes: tuple[float, ...] = (0.01, 0.002)
+    num_steps: int = 200_000
+    start: tuple[float, ...] = (-1.0, 1.5, 0.1, 0.1)
+
+
+def config(quick: bool) -> Config:
+    if quick:
+        return Config(num_steps=5_000)
+    return Config()
+
+
+def f2(x):
+    return 1 + x[0] ** 2 + x[1] ** 2
+
+
+def f1(x):
+    return f2(x) + 1 + (x[0] - 2) ** 2 + (x[1] - 1) ** 2
+
+
+def loss_fn(params, batch):
+    """Mean over the two examples; ``batch["select"]`` rows pick ℓ₁ or ℓ₂. Conventions: [loss-mean]."""
+    x = params["x"]
+    per_example = jnp.stack([2 * f1(x) * x[2] ** 2, 2 * f2(x) * x[3] ** 2])
+    return jnp.mean(batch["select"] @ per_example)
+
+
+def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
+    data = {"select": jnp.eye(2)}
+    start = {"x": jnp.asarray(cfg.start)}
+    record = train.log_steps(cfg.num_steps, 80)
+    runs = {"n_sam": (sam.SAM(cfg.rho), cfg.step_size), "one_sam": (sam.SAM(cfg.rho, m=1), cfg.step_size)}
+    for i, eta in enumerate(cfg.ascent_step_sizes):
+        runs[f"ascent_{i}"] = (sam.SAM(cfg.rho, second_order=True), eta)
+    out: dict = {"steps": record, "ascent_step_sizes": np.asarray(cfg.ascent_step_sizes)}
+    for j, (name, (variant, eta)) in enumerate(runs.items()):
+        result = jax.jit(lambda: train.run(loss_fn, start, data, variant=variant, num_steps=cfg.num_steps,
+                                           learning_rate=eta, record_steps=record,
+                                           metrics_fn=lambda p: {"x": p["x"]}))()
+        out[f"{name}_path"] = np.asarray(train.check_finite(result).metrics["x"])
+        if progress is not None:
+            progress((j + 1) / len(runs))
+    return out
+
+
+def plot(result: dict, cfg: Config) -> Figure:
+    fig = Figure(figsize=(12, 4), layout="constrained")
+    axes = fig.subplots(1, 3)
+    grid1, grid2 = np.meshgrid(np.linspace(-1.3, 2.2, 200), np.linspace(-0.5, 1.8, 200))
+    fields = {"lambda_max": 2 * f1((grid1, grid2)), "trace": 2 * (f1((grid1, grid2)) + f2((grid1, grid2))),
+              "lambda_min": 2 * f2((grid1, grid2))}
+    panels = [
+        ("lambda_max", "n_sam", r"(a) n-SAM vs argmin $\lambda_1 = 2F_1$", ["n_sam"]),
+        ("trace", "one_sam", r"(b) 1-SAM vs argmin Tr $= 2(F_1+F_2)$", ["one_sam"]),
+        ("lambda_min", "ascent", r"(c) GD on $L^{Asc}$ vs argmin $2F_2$", [k for k in result if k.startswith("ascent_") and k.endswith("_path")]),
+    ]
+    for ax, (field, _, title, keys) in zip(axes, panels):
+        ax.contour(grid1, grid2, fields[field], levels=15, cmap="Greys", linewidths=0.6)
+        for key in keys:
+            key = key if key.endswith("_path") else f"{key}_path"
+            path = result[key]
+            label = key.replace("_path", "")
+            if label.startswith("ascent_"):
+                label = f"η = {result['ascent_step_sizes'][int(label.split('_')[1])]:g}"
+            else:
+                label = f"η = {cfg.step_size:g}"
+            ax.plot(path[:, 0], path[:, 1], "-", lw=1.2, label=label)
+            ax.plot(path[-1, 0], path[-1, 1], "o", ms=5, color=ax.lines[-1].get_color())
+        px, py = PREDICTIONS[field]
+        ax.plot(px, py, "r*", ms=12, label="predicted minimizer")
+        ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"normalized SAM, ρ = {cfg.rho:g}, {cfg.num_steps} steps, start (x₁, x₂) = "
+                 f"({cfg.start[0]:g}, {cfg.start[1]:g})", fontsize=9)
+    return fig
+
+
+def summary(result: dict, cfg: Config) -> dict[str, float]:
+    out = {}
+    for key, field in (("n_sam", "lambda_max"), ("one_sam", "trace")):
+        end = result[f"{key}_path"][-1, :2]
+        out[f"{key}_distance_to_predicted"] = float(np.linalg.norm(end - np.asarray(PREDICTIONS[field])))
+    for i, eta in enumerate(result["ascent_step_sizes"]):
+        end = result[f"ascent_{i}_path"][-1, :2]
+        out[f"ascent_eta_{eta:g}_distance_to_predicted"] = float(np.linalg.norm(end - np.asarray(PREDICTIONS["lambda_min"])))
+        out[f"ascent_eta_{eta:g}_end_x1"] = float(end[0])
+        out[f"ascent_eta_{eta:g}_end_x2"] = float(end[1])
+    return out
