@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from samtheory._validation import check_positive_int
+from samtheory._validation import check_positive_int, concrete_values
 from samtheory.sam.oracle import batch_size, gradient
 from samtheory.sam.variants import Variant
 
@@ -55,7 +55,7 @@ class VariantSchedule:
     """
 
     variants: tuple
-    boundaries: tuple[int, ...] = dataclasses.field(metadata=dict(static=True))
+    boundaries: tuple
 
     def __post_init__(self):
         if len(self.variants) != len(self.boundaries) + 1:
@@ -63,18 +63,27 @@ class VariantSchedule:
                 "variants must have one more entry than boundaries, got "
                 f"{len(self.variants)} variants and {len(self.boundaries)} boundaries"
             )
-        if any(int(b) < 0 for b in self.boundaries) or list(self.boundaries) != sorted(self.boundaries):
-            raise ValueError(f"boundaries must be sorted and >= 0, got {self.boundaries}")
+        # Boundaries are pytree leaves so that a sweep can vmap over switch points;
+        # concrete ones are checked here, traced ones were checked by the caller.
+        concrete = [concrete_values(b) for b in self.boundaries]
+        if all(c is not None for c in concrete):
+            values = [np.asarray(c) for c in concrete]
+            if any(v.ndim or not np.issubdtype(v.dtype, np.integer) or v < 0 for v in values) or values != sorted(values):
+                raise ValueError(f"boundaries must be sorted integers >= 0, got {self.boundaries}")
 
 
-def switch(first: Variant, second: Variant, at_step: int) -> VariantSchedule:
+def switch(first: Variant, second: Variant, at_step) -> VariantSchedule:
     """``first`` for the updates ``t < at_step``, ``second`` afterwards (SAM↔ERM switching).
 
+    ``at_step`` may be traced, so one compiled run can be vmapped over switch points.
     Conventions: [record] (steps count updates from 0).
     """
-    if isinstance(at_step, bool) or int(at_step) != at_step or at_step < 0:
+    value = concrete_values(at_step)
+    if value is not None and (
+        isinstance(at_step, bool) or value.ndim or not np.issubdtype(value.dtype, np.integer) or value < 0
+    ):
         raise ValueError(f"at_step must be an integer >= 0, got {at_step!r}")
-    return VariantSchedule((first, second), (int(at_step),))
+    return VariantSchedule((first, second), (at_step,))
 
 
 def log_steps(num_steps: int, num: int = 60) -> np.ndarray:
