@@ -16,7 +16,18 @@ Each variant runs full-batch normalized SAM with step η and radius ρ from the
 same start; the figure shows the paths of (x₁, x₂) over contours of the three
 objectives, and the end points against the predictions. The ascent-direction
 loss is run as SAM with the second-order term (``second_order=True``), i.e.
-gradient descent on ``L^Asc``, at two step sizes.
+gradient descent on ``L^Asc``, at step sizes 4× apart, each for the same time
+η·steps.
+
+What the ascent-direction runs show. Wen, Ma & Li's λ_min statement (their
+Thm E.4) is about the *infimum* of ``L^Asc`` near the manifold, approached
+from a vanishing displacement along the flattest nonzero direction. Gradient
+descent on ``L^Asc`` does not get there at a fixed step: it settles into a
+2-cycle a distance ≈ 0.2ρ–0.3ρ off the manifold whose ascent direction mixes
+the top and bottom eigenvectors, and the end point on the plane is the
+argmin of a mix ``aF₁ + bF₂`` (on the segment from (0, 0) to (1, ½)). The mix
+moves toward ``F₂`` as η shrinks; panel (d) measures the distance to the
+predicted (0, 0) against η and fits its slope.
 
 Conventions: [loss-mean], [rho-sam], [m], [normalize].
 """
@@ -30,12 +41,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 from samtheory import sam, train
 
 NAME = "sharpness_manifold_drift"
 TITLE = "Implicit biases along a manifold of minimizers: n-SAM (lambda_max), 1-SAM (trace), ascent-direction"
-CODE_VERSION = 1
+CODE_VERSION = 2
 
 PREDICTIONS = {"lambda_max": (1.0, 0.5), "trace": (2.0 / 3.0, 1.0 / 3.0), "lambda_min": (0.0, 0.0)}
 
@@ -44,14 +56,16 @@ PREDICTIONS = {"lambda_max": (1.0, 0.5), "trace": (2.0 / 3.0, 1.0 / 3.0), "lambd
 class Config:
     rho: float = 0.1
     step_size: float = 0.01
-    ascent_step_sizes: tuple[float, ...] = (0.01, 0.002)
+    ascent_step_sizes: tuple[float, ...] = (0.008, 0.002, 0.0005, 0.000125)
+    #: η·steps of each ascent-direction run (long enough for every η to settle).
+    ascent_time: float = 1000.0
     num_steps: int = 200_000
     start: tuple[float, ...] = (-1.0, 1.5, 0.1, 0.1)
 
 
 def config(quick: bool) -> Config:
     if quick:
-        return Config(num_steps=5_000)
+        return Config(num_steps=5_000, ascent_step_sizes=(0.008, 0.002), ascent_time=40.0)
     return Config()
 
 
@@ -74,23 +88,28 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     data = {"select": jnp.eye(2)}
     start = {"x": jnp.asarray(cfg.start)}
     record = train.log_steps(cfg.num_steps, 80)
-    runs = {"n_sam": (sam.SAM(cfg.rho), cfg.step_size), "one_sam": (sam.SAM(cfg.rho, m=1), cfg.step_size)}
+    runs = {
+        "n_sam": (sam.SAM(cfg.rho), cfg.step_size, cfg.num_steps),
+        "one_sam": (sam.SAM(cfg.rho, m=1), cfg.step_size, cfg.num_steps),
+    }
     for i, eta in enumerate(cfg.ascent_step_sizes):
-        runs[f"ascent_{i}"] = (sam.SAM(cfg.rho, second_order=True), eta)
+        runs[f"ascent_{i}"] = (sam.SAM(cfg.rho, second_order=True), eta, round(cfg.ascent_time / eta))
     out: dict = {"steps": record, "ascent_step_sizes": np.asarray(cfg.ascent_step_sizes)}
-    for j, (name, (variant, eta)) in enumerate(runs.items()):
-        result = jax.jit(lambda: train.run(loss_fn, start, data, variant=variant, num_steps=cfg.num_steps,
-                                           learning_rate=eta, record_steps=record,
+    for j, (name, (variant, eta, num_steps)) in enumerate(runs.items()):
+        steps = train.log_steps(num_steps, 80)
+        result = jax.jit(lambda: train.run(loss_fn, start, data, variant=variant, num_steps=num_steps,
+                                           learning_rate=eta, record_steps=steps,
                                            metrics_fn=lambda p: {"x": p["x"]}))()
         out[f"{name}_path"] = np.asarray(train.check_finite(result).metrics["x"])
+        out[f"{name}_steps"] = steps
         if progress is not None:
             progress((j + 1) / len(runs))
     return out
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    fig = Figure(figsize=(12, 4), layout="constrained")
-    axes = fig.subplots(1, 3)
+    fig = Figure(figsize=(16, 4), layout="constrained")
+    axes = fig.subplots(1, 4)
     grid1, grid2 = np.meshgrid(np.linspace(-1.3, 2.2, 200), np.linspace(-0.5, 1.8, 200))
     fields = {"lambda_max": 2 * f1((grid1, grid2)), "trace": 2 * (f1((grid1, grid2)) + f2((grid1, grid2))),
               "lambda_min": 2 * f2((grid1, grid2))}
@@ -99,7 +118,7 @@ def plot(result: dict, cfg: Config) -> Figure:
         ("trace", "one_sam", r"(b) 1-SAM vs argmin Tr $= 2(F_1+F_2)$", ["one_sam"]),
         ("lambda_min", "ascent", r"(c) GD on $L^{Asc}$ vs argmin $2F_2$", [k for k in result if k.startswith("ascent_") and k.endswith("_path")]),
     ]
-    for ax, (field, _, title, keys) in zip(axes, panels):
+    for ax, (field, _, title, keys) in zip(axes[:3], panels):
         ax.contour(grid1, grid2, fields[field], levels=15, cmap="Greys", linewidths=0.6)
         for key in keys:
             key = key if key.endswith("_path") else f"{key}_path"
@@ -115,9 +134,35 @@ def plot(result: dict, cfg: Config) -> Figure:
         ax.plot(px, py, "r*", ms=12, label="predicted minimizer")
         ax.set(xlabel="$x_1$", ylabel="$x_2$", title=title)
         ax.legend(fontsize=7)
+    etas, distances, offsets = _ascent_end_points(result)
+    ax = axes[3]
+    ax.loglog(etas, distances, "o-", label="end point to argmin $2F_2$ (on the plane)")
+    ax.loglog(etas, offsets, "s--", label=r"distance off the manifold $\|(x_3, x_4)\|$")
+    slope = ascent_distance_slope(result)
+    ax.set(xlabel="step size η", ylabel="distance",
+           title=f"(d) GD on $L^{{Asc}}$: end point vs η (slope {slope:.2f})")
+    ax.legend(fontsize=7)
+    # Minor-tick labels on a decade-wide log axis overlap; label the measured η instead.
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_xticks(etas, [f"{eta:g}" for eta in etas])
     fig.suptitle(f"normalized SAM, ρ = {cfg.rho:g}, {cfg.num_steps} steps, start (x₁, x₂) = "
                  f"({cfg.start[0]:g}, {cfg.start[1]:g})", fontsize=9)
     return fig
+
+
+def _ascent_end_points(result: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(η, distance of the end point to argmin 2F₂ on the plane, distance off the plane) per ascent run."""
+    etas = np.asarray(result["ascent_step_sizes"], dtype=float)
+    ends = np.stack([result[f"ascent_{i}_path"][-1] for i in range(len(etas))])
+    distances = np.linalg.norm(ends[:, :2] - np.asarray(PREDICTIONS["lambda_min"]), axis=1)
+    return etas, distances, np.linalg.norm(ends[:, 2:], axis=1)
+
+
+def ascent_distance_slope(result: dict) -> float:
+    """Least-squares slope of log(distance to argmin 2F₂) against log η over the ascent runs."""
+    etas, distances, _ = _ascent_end_points(result)
+    return float(np.polyfit(np.log(etas), np.log(distances), 1)[0])
 
 
 def summary(result: dict, cfg: Config) -> dict[str, float]:
@@ -130,4 +175,5 @@ def summary(result: dict, cfg: Config) -> dict[str, float]:
         out[f"ascent_eta_{eta:g}_distance_to_predicted"] = float(np.linalg.norm(end - np.asarray(PREDICTIONS["lambda_min"])))
         out[f"ascent_eta_{eta:g}_end_x1"] = float(end[0])
         out[f"ascent_eta_{eta:g}_end_x2"] = float(end[1])
+    out["ascent_distance_vs_eta_slope"] = ascent_distance_slope(result)
     return out
