@@ -16,4 +16,5 @@ FIGURE_MODULES: tuple[str, ...] = (
     "convergence_bounds",
     "sam_quadratic_stability",
     "sharpness_manifold_drift",
+    "hessian_spectra",
 )

@@ -14,6 +14,7 @@ Conventions: [loss-mean], [loss-sq].
 """
 
 from samtheory.models import dln, quadratic, relu1d
+from samtheory.models import mlp
 from samtheory.models.dln import (
     SparseRegressionData,
     alpha_of_uv_init,
@@ -64,6 +65,7 @@ __all__ = [
     "loss_relu1d",
     "loss_uv",
     "maennel_points",
+    "mlp",
     "pm_to_uv",
     "predict_pm",
     "predict_relu1d",
