@@ -17,4 +17,5 @@ FIGURE_MODULES: tuple[str, ...] = (
     "sam_quadratic_stability",
     "sharpness_manifold_drift",
     "hessian_spectra",
+    "resnet_switching",
 )

@@ -1,11 +1,12 @@
-"""Command line: ``samtheory figures [NAMES...] [--quick] [--force] [--out DIR] [--cache-dir DIR] [--list]``.
+"""Command line: ``samtheory figures [NAMES...] [--quick] [--force] [--out DIR] [--cache-dir DIR] [--list]``
+and ``samtheory resnet ...`` (handed to :mod:`samtheory.nn.cli`).
 
 Exit codes: 0 all requested figures made (or listed); 1 at least one figure
 failed (the others are still made); 2 usage error, e.g. an unknown figure
 name (the valid names are printed).
 
 Float policy ([float]): :func:`main` turns on float64 before anything else
-runs JAX code, and selects matplotlib's non-interactive "Agg" backend so
+runs JAX code (except for ``resnet``, which trains in float32/bf16), and selects matplotlib's non-interactive "Agg" backend so
 figures render the same with or without a display.
 
 Conventions: turns on [float] before anything touches JAX.
@@ -49,6 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, default=None, metavar="DIR", help="result cache (default: .cache/samtheory/)"
     )
     figures.add_argument("--list", action="store_true", help="list the registered figures and exit")
+    # Parsed by samtheory.nn.cli; listed here so that `samtheory --help` shows it.
+    resnet = commands.add_parser(
+        "resnet", add_help=False,
+        help="ResNet-18 SAM/ERM switching runs, checkpoints, benchmarks (needs the nn extra); "
+        "`samtheory resnet --help`",
+    )
+    resnet.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -82,18 +90,36 @@ def _figures_command(args: argparse.Namespace) -> int:
         print(f"samtheory figures: error: {err}", file=sys.stderr)
         return 2
     made = len(outcome.records)
+    skipped = f", {len(outcome.skipped)} skipped ({', '.join(outcome.skipped)})" if outcome.skipped else ""
     if outcome.failures:
         print(
-            f"samtheory figures: {made} made, {len(outcome.failures)} failed: {', '.join(outcome.failures)}",
+            f"samtheory figures: {made} made{skipped}, {len(outcome.failures)} failed: {', '.join(outcome.failures)}",
             file=sys.stderr,
         )
         return 1
-    print(f"samtheory figures: {made} made", file=sys.stderr)
+    print(f"samtheory figures: {made} made{skipped}", file=sys.stderr)
     return 0
+
+
+def _resnet_command(argv: Sequence[str]) -> int:
+    try:
+        from samtheory.nn import cli as resnet_cli
+    except ImportError as err:
+        print(
+            f"samtheory resnet: error: {err}. Install the nn extra: python3 -m pip install -e '.[nn]'",
+            file=sys.stderr,
+        )
+        return 2
+    return resnet_cli.main(list(argv))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``samtheory`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # The ResNet runs stay in float32/bf16, so they branch off before float64
+    # is switched on; everything else is theory and runs in float64.
+    if argv[:1] == ["resnet"]:
+        return _resnet_command(argv[1:])
     # First things first: float64 before any JAX array exists, Agg before
     # any figure exists.
     samtheory.enable_float64()

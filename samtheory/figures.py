@@ -109,6 +109,7 @@ __all__ = [
     "FigureModule",
     "FigureRecord",
     "FiguresOutcome",
+    "FigureUnavailable",
     "UnknownFigureError",
     "FigureProtocolError",
     "NonFiniteResultError",
@@ -165,6 +166,16 @@ class FigureModule(Protocol):
     def run(self, config: Any, progress: Callable[[float], None] | None) -> dict[str, Any]: ...
 
     def plot(self, result: dict[str, Any], config: Any) -> Figure: ...
+
+
+class FigureUnavailable(Exception):
+    """Raised by a figure module's ``run`` when its inputs do not exist on this machine.
+
+    For figures drawn from results that another machine produces (the GPU
+    runs of ``samtheory resnet``): the pipeline reports the figure as
+    skipped, with the message saying how to produce the inputs, instead of
+    failing the whole command. Nothing is cached or drawn.
+    """
 
 
 class UnknownFigureError(ValueError):
@@ -239,13 +250,16 @@ class FigureRecord:
 
 @dataclasses.dataclass(frozen=True)
 class FiguresOutcome:
-    """Result of :func:`run_figures`: the figures made, and the ones that failed.
+    """Result of :func:`run_figures`: the figures made, the ones that failed, and the ones skipped.
 
-    ``failures`` maps a figure name to the formatted traceback of its error.
+    ``failures`` maps a figure name to the formatted traceback of its error;
+    ``skipped`` maps a figure name to the :class:`FigureUnavailable` message
+    of a figure whose inputs are missing here (not a failure).
     """
 
     records: tuple[FigureRecord, ...]
     failures: Mapping[str, str]
+    skipped: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -577,6 +591,7 @@ def run_figures(
     selected = resolve_figure_names(names)
     records: list[FigureRecord] = []
     failures: dict[str, str] = {}
+    skipped: dict[str, str] = {}
     bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not verbose, position=0)
     for name in bar:
         bar.set_postfix_str(name)
@@ -586,6 +601,10 @@ def run_figures(
             record = run_figure(
                 module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested
             )
+        except FigureUnavailable as why:
+            skipped[name] = str(why)
+            if verbose:
+                tqdm.write(f"{name}: skipped: {why}", file=sys.stderr)
         except Exception:  # one broken figure must not stop the others
             failures[name] = traceback.format_exc()
             if verbose:
@@ -599,4 +618,4 @@ def run_figures(
             if nested is not None:
                 nested.close()
     bar.close()
-    return FiguresOutcome(records=tuple(records), failures=failures)
+    return FiguresOutcome(records=tuple(records), failures=failures, skipped=skipped)

@@ -361,3 +361,42 @@ def test_cli_failure_reports_and_continues(register, capsys, tmp_path, monkeypat
     assert (tmp_path / "paper_figs" / "quick" / "fine.png").exists()
     manifest = json.loads((tmp_path / "paper_figs" / "quick" / "manifest.json").read_text())
     assert set(manifest) == {"fine"}
+
+
+def test_cli_unavailable_figure_is_skipped_not_failed(register, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    missing = make_module("needs_gpu_results")
+
+    def run(cfg, progress):
+        raise figures.FigureUnavailable("no results under results/x; run `samtheory resnet switching-study`")
+
+    missing.run = run
+    register(missing, make_module("fine"))
+    assert main(["figures", "--quick"]) == 0
+    err = capsys.readouterr().err
+    assert "1 made, 1 skipped (needs_gpu_results)" in err and "switching-study" in err
+    assert not (tmp_path / "paper_figs" / "quick" / "needs_gpu_results.png").exists()
+    assert not list((tmp_path / ".cache" / "samtheory").glob("needs_gpu_results-*"))
+
+
+def test_cli_resnet_is_handed_over_without_float64(monkeypatch):
+    seen = {"float64_calls": 0}
+
+    def fake_main(argv):
+        seen["argv"] = argv
+        return 7
+
+    def count_float64_calls():
+        seen["float64_calls"] += 1
+
+    fake = types.ModuleType("samtheory.nn.cli")
+    fake.main = fake_main
+    monkeypatch.setitem(sys.modules, "samtheory.nn.cli", fake)
+    import samtheory
+    import samtheory.nn as nn_package
+
+    monkeypatch.setattr(nn_package, "cli", fake, raising=False)
+    monkeypatch.setattr(samtheory, "enable_float64", count_float64_calls)
+    assert main(["resnet", "train", "--epochs", "1"]) == 7
+    assert seen == {"float64_calls": 0, "argv": ["train", "--epochs", "1"]}
+    assert main(["figures", "--list"]) in (0, 1) and seen["float64_calls"] == 1

@@ -1,0 +1,33 @@
+"""ResNet-18 training with SAM variants: switching, finetuning, interpolation, at GPU scale.
+
+The deep-network part of Andriushchenko & Flammarion (2022): does SAM help in
+the first or in the second half of training (switch ERM → SAM and SAM → ERM
+at epoch k), does SAM finetuning of an ERM solution help, and are the two
+solutions linearly connected. Built on the variants of :mod:`samtheory.sam`.
+
+Modules (one concept each):
+
+* :mod:`~samtheory.nn.resnet` — CIFAR-style (PreAct) ResNet-18, BatchNorm or GroupNorm, bf16;
+* :mod:`~samtheory.nn.augment` — on-device random crops and flips;
+* :mod:`~samtheory.nn.schedules` — per-step learning rates;
+* :mod:`~samtheory.nn.sam_step` — one SGD step of any variant (n-SAM, m-SAM, USAM, RandomSAM);
+* :mod:`~samtheory.nn.parallel` — data parallelism over a device mesh;
+* :mod:`~samtheory.nn.checkpoint` — atomic msgpack checkpoints;
+* :mod:`~samtheory.nn.metrics` — evaluation and the per-epoch JSONL;
+* :mod:`~samtheory.nn.datasets` — the data sets by name;
+* :mod:`~samtheory.nn.trainer` — :func:`train`: a whole run, resumable;
+* :mod:`~samtheory.nn.interpolation` — losses along the segment between two checkpoints;
+* :mod:`~samtheory.nn.study` — the switching study (ERM, SAM, ERM→SAM and SAM→ERM at k);
+* :mod:`~samtheory.nn.cli` — ``samtheory resnet train | switching-study | interpolate``.
+
+Needs ``flax`` (``pip install -e ".[nn]"``). docs/resnet.md has the design
+decisions and the GPU recipes.
+
+Conventions: [loss-mean], [rho-sam], [m], [normalize], [rng], [label-noise],
+[float-nn].
+"""
+
+from samtheory.nn.resnet import ResNetConfig, build_model, init_variables
+from samtheory.nn.trainer import RunResult, TrainConfig, make_variant, train
+
+__all__ = ["ResNetConfig", "build_model", "init_variables", "TrainConfig", "RunResult", "make_variant", "train"]
