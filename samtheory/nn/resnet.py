@@ -29,6 +29,7 @@ compute, float32 loss). No convention of docs/conventions.md applies.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -131,6 +132,14 @@ def _norm_layer(cfg: ResNetConfig, train: bool, name: str, channels: int) -> nn.
     )
 
 
+def _conv(features: int, kernel: int, strides: int, name: str, *, dtype: Any) -> nn.Conv:
+    """A bias-free square convolution with float32 parameters and ``dtype`` compute ([float-nn])."""
+    return nn.Conv(
+        features, (kernel, kernel), (strides, strides), use_bias=False, dtype=dtype, param_dtype=jnp.float32,
+        kernel_init=_conv_init, name=name,
+    )
+
+
 class _BasicBlock(nn.Module):
     """conv-norm-relu-conv-norm, plus the (projected) input, then relu."""
 
@@ -141,10 +150,7 @@ class _BasicBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        conv = lambda f, k, s, name: nn.Conv(  # noqa: E731
-            f, (k, k), (s, s), use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
-            kernel_init=_conv_init, name=name,
-        )
+        conv = functools.partial(_conv, dtype=self.dtype)
         f = self.features
         y = nn.relu(self.norm("norm1", f)(conv(f, 3, self.strides, "conv1")(x)))
         y = self.norm("norm2", f)(conv(f, 3, 1, "conv2")(y))
@@ -163,10 +169,7 @@ class _PreActBlock(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> jax.Array:
-        conv = lambda f, k, s, name: nn.Conv(  # noqa: E731
-            f, (k, k), (s, s), use_bias=False, dtype=self.dtype, param_dtype=jnp.float32,
-            kernel_init=_conv_init, name=name,
-        )
+        conv = functools.partial(_conv, dtype=self.dtype)
         pre = nn.relu(self.norm("norm1", x.shape[-1])(x))
         shortcut = x
         if self.strides != 1 or x.shape[-1] != self.features:
