@@ -17,5 +17,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "sam_quadratic_stability",
     "sharpness_manifold_drift",
     "hessian_spectra",
+    "label_noise",
+    "m_sharpness_correlation",
     "resnet_switching",
 )

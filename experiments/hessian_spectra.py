@@ -78,7 +78,7 @@ from samtheory.models import mlp
 
 NAME = "hessian_spectra"
 TITLE = "Hessian spectra of an MLP on MNIST-1D: SGD against SAM (lambda_max, lambda_max/lambda_5, SLQ density)"
-CODE_VERSION = 0
+CODE_VERSION = 1  # 1: minibatches drawn by top_k of uniforms (samtheory.train)
 
 #: λ_max/λ_k with k = 5 is the bulk-vs-outlier proxy Foret et al. report
 #: (after Jastrzebski et al. 2020).

@@ -210,7 +210,9 @@ def run(
         if batch_size_per_step is None:
             batch = data
         else:
-            idx = jax.random.choice(batch_key, n, (batch_size_per_step,), replace=False)
+            # The b largest of n i.i.d. uniforms index a uniformly random b-subset. On CPU, top_k over
+            # float32 is 10-40x faster than choice(replace=False), which sorts a permutation of all n.
+            idx = jax.lax.top_k(jax.random.uniform(batch_key, (n,), jnp.float32), batch_size_per_step)[1]
             batch = jax.tree.map(lambda x: x[idx], data)
         branches = [
             (lambda v: lambda p, b, k: gradient(v, loss_fn, p, b, k))(v) for v in schedule.variants
