@@ -19,5 +19,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "hessian_spectra",
     "label_noise",
     "m_sharpness_correlation",
+    "pac_bayes_bounds",
+    "dziugaite_roy_bound",
     "resnet_switching",
 )

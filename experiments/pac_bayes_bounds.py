@@ -1,0 +1,539 @@
+"""Foret et al.'s PAC-Bayes bound (Theorem 2, App. A) for MLPs trained by ERM and SAM variants, against ρ.
+
+Foret et al. (2021) motivate SAM by their Theorem 2, a PAC-Bayes bound whose
+loss term is the worst case over a ρ-ball; App. A proves it from the bound
+on the Gaussian-perturbed network ``Q = N(w, σ²I)``, ``σ = ρ/(√k + √ln n)``
+(eq. 13). This figure evaluates that bound for trained networks and shows
+where it is vacuous (docs/bounds.md has the derivations and what we found in
+the appendix).
+
+Setup (every choice is a :class:`Config` field):
+
+* **Data** ([data-layout]): binary MNIST-1D, even vs odd digit
+  (:func:`samtheory.data.binary_subset`), the standard 5 000-sample set
+  (4 000 train, 1 000 test, both classes ≈ 50 %), generated locally by
+  :func:`samtheory.data.load_mnist1d` into ``data_path``.
+* **Model**: MLP 40 → 64 → 2, ReLU, He initialization ``w₀`` (seeded), so
+  ``k = 2 754`` parameters; softmax cross-entropy; float32 (``dtype``) for
+  speed: the bounds need 0-1 errors of perturbed networks, not float64
+  theory.
+* **Training**: SGD with momentum 0.9, learning rate 0.05 with cosine decay
+  to 0, minibatches of 100 from a fresh permutation every epoch
+  (:func:`train_mlp`), 100 epochs. Variants ([rho-sam], [m], [normalize]):
+  ERM; n-SAM (ρ = 0.1, perturbation from the minibatch); m-SAM (m = 10,
+  ρ = 0.05); USAM (``SAM(normalize=False)``, ascent step 0.5); RandomSAM
+  (a uniformly random direction, radius 1: a random direction in
+  ``k`` dimensions raises the loss about ``k`` times less than the
+  worst-case one, so at SAM's radius it would be ERM in all but name). Each
+  variant is trained from the same seeds, so the same ``w₀`` and minibatch
+  order per seed.
+* **Bounds** ([bounds]), for every trained ``w`` and every ρ of the grid
+  ``bound_rhos`` (fixed before training; each curve holds at its ρ with
+  probability ``≥ 1 − δ − δ'``, and the minimum over the grid would cost
+  ``ln(len(grid))`` more in the numerator):
+
+  - the Monte Carlo 0-1 training error of ``Q``, and its upper confidence
+    bound ``kl⁻¹(X̄, ln(2/δ')/N)`` (:func:`perturbed_error_count`; ``N = n R``
+    with ``R = 25`` rounds, 100 000 draws; δ = 0.05, δ' = 0.01);
+  - eq. 13 as printed (:func:`samtheory.bounds.foret_eq13_bound`) with that
+    upper bound as loss term, with prior mean ``w₀`` (``d = ‖w − w₀‖``) and
+    with the paper's prior mean 0 (``d = ‖w‖``);
+  - the exact kl form on the same prior grid
+    (:func:`samtheory.bounds.foret_kl_bound`), prior mean ``w₀``.
+
+  Next to them: the 0-1 test error of ``w`` (what one wants to bound) and the
+  Monte Carlo test error of ``Q`` (what the bounds bound; they bound ``w``
+  itself only under Foret et al.'s assumption ``L_D(w) ≤ E_ε L_D(w + ε)``).
+* **ResNet-18 on paper**: eq. 13 and the exact kl form for ``k = 11 173 962``,
+  ``n = 50 000`` with a loss term 0 (the most favourable case) and
+  ``‖w − μ_P‖ ∈ {10, 30, 80}`` (docs/bounds.md: ‖w₀‖ ≈ 80 at PyTorch's
+  initialization).
+
+**The Monte Carlo estimator.** :func:`samtheory.bounds.foret_monte_carlo_bound`
+draws ``N`` weight vectors and evaluates each on the whole training set; its
+certificate ``kl⁻¹(X̄, ln(2/δ')/N)`` only sees ``N``, not how many examples
+each draw averages over. Here every (example, round) pair gets its own
+weight draw instead: ``N = n · R`` independent 0-1 variables, for the cost
+of ``R`` forward passes over the training set. For an MLP with independent
+Gaussian weights the pre-activations of one example are, given the previous
+layer, independent Gaussians with mean ``h W + b`` and variance
+``h² s_W + s_b`` (the local reparametrization of Kingma, Salimans & Welling
+2015), so sampling them layer by layer is *exactly* sampling ``w + ε`` per
+example, with one normal per unit instead of one per weight. The variables
+are independent but not identically distributed (each example has its own
+error probability); Hoeffding's (1963) Theorem 1 gives the kl Chernoff bound
+for independent ``[0, 1]`` variables with the mean of their means,
+``E X̄ = E_Q L_S``, so the certificate of
+:func:`samtheory.bounds.monte_carlo_upper_bound` applies unchanged.
+(Tested: it agrees with :func:`samtheory.bounds.gaussian_perturbed_losses`
+within Monte Carlo error, and at σ = 0 it is the deterministic error.)
+
+What it finds (full config, three seeds): eq. 13 is above 1 for ρ ≤ 1
+for every variant (≈ 1.36–1.41 at ρ = 0.1) and the exact kl form, though
+below 1 by construction, never goes below chance (0.5): its minimum,
+≈ 0.59 for every variant, is at the largest ρ, where ``Q`` itself is at
+chance. Where ``Q`` still predicts like ``w`` (ρ ≤ 2) the kl form is
+0.85–0.98. The SAM variants' bounds are lower than ERM's by at most 0.035
+(ρ = 5–10; slightly higher at ρ ≤ 1, where their larger training error
+counts), about what separates their test errors (ERM 0.310, n-SAM 0.288,
+m-SAM 0.279, USAM 0.264, RandomSAM 0.299). The prior mean hardly matters
+here (‖w − w₀‖ ≈ 14 against ‖w‖ ≈ 17). At ResNet-18 size eq. 13 is 6–32
+for ρ ≤ 10 (loss term 0); docs/bounds.md has the table.
+
+Conventions: [bounds], [loss-mean], [rho-sam], [m], [normalize], [rng],
+[float], [data-layout].
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.flatten_util import ravel_pytree
+from matplotlib.figure import Figure
+
+from experiments._mlp_training import float_dtype
+from samtheory import bounds, sam, train
+from samtheory.data import binary_subset, load_mnist1d
+from samtheory.models import mlp
+
+NAME = "pac_bayes_bounds"
+TITLE = "Foret et al.'s PAC-Bayes bound (eq. 13, exact kl form, Monte Carlo) against ρ for ERM/SAM-trained MLPs; ResNet-18 on paper"
+CODE_VERSION = 0
+
+#: Training variants, in plotting order.
+VARIANTS = ("ERM", "n-SAM", "m-SAM", "USAM", "RandomSAM")
+COLORS = {"ERM": "k", "n-SAM": "tab:blue", "m-SAM": "tab:green", "USAM": "tab:orange", "RandomSAM": "tab:purple"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    data_path: str = ".cache/samtheory/data/mnist1d_n5000_seed42.npz"
+    num_samples: int = 5000
+    train_split: float = 0.8
+    data_seed: int = 42
+    hidden: tuple[int, ...] = (64,)
+    activation: str = "relu"
+    init: str = "he"
+    dtype: str = "float32"
+    epochs: int = 100
+    batch_size: int = 100
+    learning_rate: float = 0.05
+    momentum: float = 0.9
+    nsam_rho: float = 0.1
+    msam_rho: float = 0.05
+    msam_m: int = 10
+    usam_rho: float = 0.5
+    random_rho: float = 1.0
+    seeds: tuple[int, ...] = (0, 1, 2)
+    bound_rhos: tuple[float, ...] = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0)
+    delta: float = 0.05
+    delta_prime: float = 0.01
+    #: Rounds R of the per-example Monte Carlo: N = n R draws (train), n_test R (test).
+    mc_rounds: int = 25
+    mc_seed: int = 2021
+    resnet_num_params: int = 11_173_962
+    resnet_n: int = 50_000
+    resnet_distances: tuple[float, ...] = (10.0, 30.0, 80.0)
+    resnet_rhos: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
+
+
+def config(quick: bool) -> Config:
+    if quick:
+        return Config(hidden=(16,), epochs=3, seeds=(0,), bound_rhos=(1.0, 10.0), mc_rounds=2)
+    return Config()
+
+
+# ---------------------------------------------------------------------------
+# Training
+
+
+def train_mlp(
+    variant: sam.Variant,
+    params0: mlp.MLPParams,
+    x: jax.Array,
+    y: jax.Array,
+    key: jax.Array,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    momentum: float,
+    activation: str,
+) -> tuple[mlp.MLPParams, jax.Array]:
+    """SGD with momentum and cosine decay on the MLP cross-entropy, with ``variant``'s update direction.
+
+    Each epoch draws one permutation of the ``n`` examples and walks through
+    it in ``⌊n/batch_size⌋`` minibatches (the few left over differ from epoch
+    to epoch), so every example is seen once per epoch, the usual SGD
+    recipe; :func:`samtheory.train.run` instead draws each minibatch
+    independently, and (in the version this was written against) sorted all
+    ``n`` indices at every step to do so, 24 ms a step at ``n = 60 000``.
+    Pure and ``vmap``-able over ``key``, ``params0`` and a traced
+    ``variant.rho``.
+
+    Returns:
+      ``(params, train_loss)``: the final weights and the full-training-set
+      cross-entropy after each epoch, ``(epochs,)`` (non-finite = diverged).
+
+    Conventions: [loss-mean], [rho-sam], [m], [normalize], [rng].
+    """
+    n = x.shape[0]
+    steps_per_epoch = n // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size must be <= the number of examples {n}, got {batch_size}")
+    loss_fn = functools.partial(mlp.cross_entropy_loss, activation=activation)
+    optimizer = optax.sgd(optax.cosine_decay_schedule(learning_rate, epochs * steps_per_epoch), momentum=momentum)
+
+    def step(carry, inputs):
+        params, opt_state = carry
+        indices, step_key = inputs
+        direction = sam.gradient(variant, loss_fn, params, (x[indices], y[indices]), step_key)
+        updates, opt_state = optimizer.update(direction, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), None
+
+    def epoch(carry, epoch_key):
+        order_key, step_keys = jax.random.split(epoch_key)
+        order = jax.random.permutation(order_key, n)[: steps_per_epoch * batch_size]
+        carry, _ = jax.lax.scan(
+            step, carry, (order.reshape(steps_per_epoch, batch_size), jax.random.split(step_keys, steps_per_epoch))
+        )
+        return carry, loss_fn(carry[0], (x, y))
+
+    (params, _), train_loss = jax.lax.scan(epoch, (params0, optimizer.init(params0)), jax.random.split(key, epochs))
+    return params, train_loss
+
+
+def check_trained(train_loss: np.ndarray, names: list[str]) -> None:
+    """Raise :class:`samtheory.train.DivergenceError` naming the first run whose train loss became non-finite.
+
+    ``train_loss`` is ``(runs, epochs)``; ``names[i]`` labels run ``i``. Conventions: [record].
+    """
+    bad = ~np.all(np.isfinite(train_loss), axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        epoch = int(np.argmax(~np.isfinite(train_loss[i])))
+        raise train.DivergenceError(f"{int(bad.sum())} run(s) diverged; first: {names[i]} at epoch {epoch + 1}")
+
+
+# ---------------------------------------------------------------------------
+# Monte Carlo 0-1 error of the Gaussian-perturbed network
+
+
+def gaussian_network_logits(params: mlp.MLPParams, variances, x: jax.Array, key: jax.Array, *, activation: str) -> jax.Array:
+    """Logits of ``w + ε``, ``ε ~ N(0, diag variances)``, with an independent ``ε`` for every row of ``x``.
+
+    Layer by layer, given the previous layer's output ``h`` of one example,
+    the pre-activations are independent Gaussians with mean ``h W + b`` and
+    variance ``h² s_W + s_b`` (exactly, because each weight's noise enters
+    one unit only); sampling them is sampling ``ε`` for that example.
+
+    Args:
+      params: the posterior mean ``w``.
+      variances: a scalar ``σ²`` (isotropic) or a pytree like ``params`` of
+        per-weight variances ``s``.
+      x: ``(n, d₀)`` inputs.
+      key: PRNG key ([rng]); layer ``l`` uses ``fold_in(key, l)``.
+      activation: hidden nonlinearity.
+
+    Returns:
+      ``(n, d_L)`` logits.
+
+    Conventions: [bounds], [rng], [float].
+    """
+    nonlinearity = mlp.ACTIVATIONS[activation]
+    isotropic = not isinstance(variances, (tuple, list)) and jnp.ndim(variances) == 0
+    h = x.astype(params[0].w.dtype)
+    for index, layer in enumerate(params):
+        mean = h @ layer.w + layer.b
+        if isotropic:
+            variance = variances * (jnp.sum(h * h, axis=-1, keepdims=True) + 1)
+        else:
+            variance = (h * h) @ variances[index].w + variances[index].b
+        noise = jax.random.normal(jax.random.fold_in(key, index), mean.shape, mean.dtype)
+        pre_activation = mean + jnp.sqrt(variance) * noise
+        h = pre_activation if index == len(params) - 1 else nonlinearity(pre_activation)
+    return h
+
+
+def misclassified(scores: jax.Array, labels: jax.Array) -> jax.Array:
+    """``(n,)`` bools: the label's score is not strictly the largest (ties are errors, as in
+    :func:`samtheory.bounds.zero_one_loss`). Conventions: [bounds]."""
+    own = jnp.take_along_axis(scores, labels[:, None], axis=1)[:, 0]
+    is_label = jax.nn.one_hot(labels, scores.shape[1], dtype=bool)
+    best_other = jnp.max(jnp.where(is_label, -jnp.inf, scores), axis=1)
+    return own <= best_other
+
+
+def perturbed_error_count(
+    params: mlp.MLPParams, variances, x: jax.Array, y: jax.Array, key: jax.Array, rounds: int, *, activation: str
+) -> jax.Array:
+    """Errors among ``n · rounds`` independent draws: every example, ``rounds`` times, each with its own ``ε``.
+
+    Divided by ``n · rounds`` it is an unbiased estimate of
+    ``E_{ε~N(0, diag variances)} L_S(w + ε)`` in 0-1 loss, certified by
+    :func:`mc_upper_bound` (module docstring). Round ``r`` uses
+    ``fold_in(key, r)``, so a larger ``rounds`` extends the same draws.
+    ``jit``/``vmap``-able; returns an ``int32`` count.
+
+    Conventions: [bounds], [loss-mean], [rng].
+    """
+
+    def one_round(r):
+        logits = gaussian_network_logits(params, variances, x, jax.random.fold_in(key, r), activation=activation)
+        return jnp.sum(misclassified(logits, y), dtype=jnp.int32)
+
+    return jnp.sum(jax.lax.map(one_round, jnp.arange(rounds)), dtype=jnp.int32)
+
+
+def mc_upper_bound(error_count, num_draws: int, delta_prime: float) -> tuple[np.ndarray, np.ndarray]:
+    """``(X̄, kl⁻¹(X̄, ln(2/δ')/N))`` for ``error_count`` errors among ``N = num_draws`` independent draws.
+
+    The upper end holds with probability ``≥ 1 − δ'`` (Hoeffding 1963, Thm 1,
+    for independent ``[0, 1]`` variables; the two-sided ``ln(2/δ')`` as in
+    :func:`samtheory.bounds.monte_carlo_upper_bound`). Conventions: [bounds].
+    """
+    mean = np.asarray(error_count, np.float64) / num_draws
+    upper = bounds.kl_inverse(mean, math.log(2.0 / delta_prime) / num_draws)
+    return mean, np.asarray(upper, np.float64)
+
+
+# ---------------------------------------------------------------------------
+# The figure's computation
+
+
+def load_data(cfg: Config):
+    """``(x_train, y_train, x_test, y_test)``: binary (even/odd) MNIST-1D as NumPy arrays. Conventions: [data-layout]."""
+    ds = load_mnist1d(cfg.data_path, num_samples=cfg.num_samples, train_split=cfg.train_split, seed=cfg.data_seed)
+    ds = binary_subset(ds, "even_odd")
+    return ds.x_train, ds.y_train, ds.x_test, ds.y_test
+
+
+def variant_of(cfg: Config, name: str) -> sam.Variant:
+    """The training variant called ``name`` (one of :data:`VARIANTS`). Conventions: [rho-sam], [m], [normalize]."""
+    return {
+        "ERM": sam.ERM(),
+        "n-SAM": sam.SAM(cfg.nsam_rho),
+        "m-SAM": sam.SAM(cfg.msam_rho, m=cfg.msam_m),
+        "USAM": sam.SAM(cfg.usam_rho, normalize=False),
+        "RandomSAM": sam.RandomSAM(cfg.random_rho),
+    }[name]
+
+
+def foret_bounds(error_upper, num_params: int, n: int, distance, distance_to_zero, rhos, delta: float) -> dict:
+    """Eq. 13 (prior mean ``w₀`` and 0) and the exact kl form, broadcast over ``error_upper`` and ``rhos``.
+
+    ``error_upper`` is the certified upper bound on ``E_ε L_S(w + ε)`` at
+    each ρ; ``distance = ‖w − w₀‖``, ``distance_to_zero = ‖w‖``.
+    Conventions: [bounds], [rho-sam].
+    """
+    eq13 = bounds.foret_eq13_bound(error_upper, num_params, n, distance, rhos, delta)
+    eq13_zero = bounds.foret_eq13_bound(error_upper, num_params, n, distance_to_zero, rhos, delta)
+    kl_form = bounds.foret_kl_bound(error_upper, num_params, n, distance, rhos, delta)
+    return {
+        "eq13": np.asarray(eq13.bound),
+        "eq13_in_range": np.asarray(eq13.in_range),
+        "eq13_prior_zero": np.asarray(eq13_zero.bound),
+        "kl_form": np.asarray(kl_form.bound),
+        "kl_form_grid_index": np.asarray(kl_form.grid.grid_index),
+        "kl_form_kl": np.asarray(kl_form.grid.kl),
+    }
+
+
+def resnet_on_paper(cfg: Config) -> dict:
+    """Eq. 13 and the exact kl form at ResNet-18 size with a zero loss term, ``(distances, rhos)``.
+
+    Conventions: [bounds], [rho-sam].
+    """
+    d = np.asarray(cfg.resnet_distances)[:, None]
+    rhos = np.asarray(cfg.resnet_rhos)[None, :]
+    k, n = cfg.resnet_num_params, cfg.resnet_n
+    return {
+        "resnet_eq13": np.asarray(bounds.foret_eq13_bound(0.0, k, n, d, rhos, cfg.delta).bound),
+        "resnet_kl_form": np.asarray(bounds.foret_kl_bound(0.0, k, n, d, rhos, cfg.delta).bound),
+    }
+
+
+def _check_config(cfg: Config) -> None:
+    if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+        raise ValueError(f"seeds must be distinct and non-empty, got {cfg.seeds}")
+    if not cfg.bound_rhos or any(r <= 0 for r in cfg.bound_rhos):
+        raise ValueError(f"bound_rhos must be non-empty and > 0, got {cfg.bound_rhos}")
+    if cfg.batch_size % cfg.msam_m:
+        raise ValueError(f"msam_m={cfg.msam_m} must divide batch_size={cfg.batch_size}")
+    if cfg.mc_rounds < 1:
+        raise ValueError(f"mc_rounds must be >= 1, got {cfg.mc_rounds}")
+
+
+def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
+    _check_config(cfg)
+    dtype = float_dtype(cfg.dtype)
+    x_train, y_train, x_test, y_test = load_data(cfg)
+    x, y = jnp.asarray(x_train, dtype), jnp.asarray(y_train, jnp.int32)
+    xt, yt = jnp.asarray(x_test, dtype), jnp.asarray(y_test, jnp.int32)
+    sizes = (x.shape[1], *cfg.hidden, 2)
+    n, n_test = x.shape[0], xt.shape[0]
+    seeds = jnp.asarray(cfg.seeds, jnp.uint32)
+    total = len(VARIANTS) + 1
+
+    # Training: one compiled, seed-vmapped call per variant. w₀ comes from
+    # the seed alone, so it is the same for every variant (and data-free).
+    def train_one(variant, seed):
+        init_key, order_key = jax.random.split(jax.random.PRNGKey(seed))
+        params0 = mlp.init_mlp(init_key, sizes, init=cfg.init, dtype=dtype)
+        params, loss = train_mlp(
+            variant, params0, x, y, order_key, epochs=cfg.epochs, batch_size=cfg.batch_size,
+            learning_rate=cfg.learning_rate, momentum=cfg.momentum, activation=cfg.activation,
+        )
+        return params0, params, loss
+
+    trained, initial, curves = [], [], []
+    for i, name in enumerate(VARIANTS):
+        params0, params, loss = jax.jit(jax.vmap(functools.partial(train_one, variant_of(cfg, name))))(seeds)
+        initial.append(params0)
+        trained.append(params)
+        curves.append(np.asarray(loss))
+        if progress is not None:
+            progress((i + 1) / total)
+    train_loss = np.stack(curves)  # (variants, seeds, epochs)
+    check_trained(train_loss.reshape(-1, cfg.epochs), [f"{v} seed {s}" for v in VARIANTS for s in cfg.seeds])
+
+    def stack(trees):
+        return jax.tree.map(lambda *leaves: jnp.concatenate(leaves), *trees)
+
+    params, params0 = stack(trained), stack(initial)  # leading axis: variant-major (variant, seed)
+    flat = jax.vmap(lambda p: ravel_pytree(p)[0])
+    distance = np.asarray(jnp.linalg.norm(flat(params) - flat(params0), axis=1), np.float64)
+    norm = np.asarray(jnp.linalg.norm(flat(params), axis=1), np.float64)
+    num_params = mlp.param_count(jax.tree.map(lambda a: a[0], params0))
+    predict = functools.partial(mlp.predict, activation=cfg.activation)
+    train_error = np.asarray(jax.vmap(lambda p: jnp.mean(misclassified(predict(p, x), y)))(params), np.float64)
+    test_error = np.asarray(jax.vmap(lambda p: jnp.mean(misclassified(predict(p, xt), yt)))(params), np.float64)
+
+    # Monte Carlo: the same draws (key) for every model and ρ, so the curves
+    # are smooth in ρ; ρ is vmapped, models are mapped one after the other
+    # to bound memory.
+    rhos = np.asarray(cfg.bound_rhos, np.float64)
+    sigma = np.asarray(bounds.foret_posterior_std(rhos, num_params, n), np.float64)
+    train_key, test_key = jax.random.split(jax.random.PRNGKey(cfg.mc_seed))
+    count = functools.partial(perturbed_error_count, rounds=cfg.mc_rounds, activation=cfg.activation)
+
+    def counts_one_model(p):
+        over_rho = jax.vmap(lambda s2: (count(p, s2, x, y, train_key), count(p, s2, xt, yt, test_key)))
+        return over_rho(jnp.asarray(sigma**2, dtype))
+
+    train_counts, test_counts = jax.jit(lambda ps: jax.lax.map(counts_one_model, ps))(params)
+    if progress is not None:
+        progress(1.0)
+    mc_train, mc_train_upper = mc_upper_bound(train_counts, n * cfg.mc_rounds, cfg.delta_prime)
+    mc_test = np.asarray(test_counts, np.float64) / (n_test * cfg.mc_rounds)
+    found = foret_bounds(mc_train_upper, num_params, n, distance[:, None], norm[:, None], rhos[None, :], cfg.delta)
+
+    shape = (len(VARIANTS), len(cfg.seeds))
+    result = {key: value.reshape(*shape, len(rhos)) for key, value in found.items()}
+    result.update(
+        rhos=rhos, sigma=sigma, num_params=num_params, n_train=n, n_test=n_test,
+        train_error=train_error.reshape(shape), test_error=test_error.reshape(shape),
+        distance=distance.reshape(shape), norm=norm.reshape(shape), train_loss=train_loss,
+        mc_train=mc_train.reshape(*shape, len(rhos)), mc_train_upper=mc_train_upper.reshape(*shape, len(rhos)),
+        mc_test=mc_test.reshape(*shape, len(rhos)),
+        mc_train_draws=n * cfg.mc_rounds, mc_test_draws=n_test * cfg.mc_rounds,
+    )
+    result.update(resnet_on_paper(cfg))
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Figure
+
+
+def _band(ax, x, values, color, style, label):
+    mean = values.mean(axis=0)
+    ax.plot(x, mean, style, color=color, lw=1.3, label=label)
+    if values.shape[0] > 1:
+        ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.15, lw=0)
+
+
+def plot(result: dict, cfg: Config) -> Figure:
+    fig = Figure(figsize=(15, 7.5), layout="constrained")
+    axes = fig.subplots(2, 4)
+    rhos = result["rhos"]
+    top = max(1.6, float(np.max(result["eq13_prior_zero"])) * 1.05)
+    for i, (name, ax) in enumerate(zip(VARIANTS, axes.flat)):
+        _band(ax, rhos, result["eq13_prior_zero"][i], "tab:red", ":", "eq. 13, prior mean 0 (‖w‖)")
+        _band(ax, rhos, result["eq13"][i], "tab:red", "-", "eq. 13, prior mean $w_0$")
+        _band(ax, rhos, result["kl_form"][i], "tab:blue", "-", "exact kl form, prior mean $w_0$")
+        _band(ax, rhos, result["mc_train_upper"][i], "tab:green", "--", "MC train error of Q (upper)")
+        _band(ax, rhos, result["mc_test"][i], "tab:gray", "-.", "MC test error of Q")
+        ax.axhline(result["test_error"][i].mean(), color="k", lw=1, label=f"test error of w ({result['test_error'][i].mean():.3f})")
+        ax.axhspan(1, top, color="tab:red", alpha=0.07, lw=0)
+        ax.axhline(0.5, color="gray", lw=0.6, ls=":")
+        ax.set(xscale="log", ylim=(0, top), xlabel="ρ  (σ = ρ/(√k + √ln n))", ylabel="0-1 error / bound")
+        ax.set_title(
+            f"({'abcde'[i]}) {name}: ‖w−w₀‖ = {result['distance'][i].mean():.1f}, ‖w‖ = {result['norm'][i].mean():.1f}",
+            fontsize=9,
+        )
+        if i == 0:
+            ax.legend(fontsize=6.5, loc="upper right")
+            ax.text(rhos[0], 1.03, "vacuous (> 1)", fontsize=7, color="tab:red")
+            ax.text(rhos[0], 0.52, "chance", fontsize=7, color="gray")
+
+    ax = axes.flat[5]
+    for i, name in enumerate(VARIANTS):
+        _band(ax, rhos, result["kl_form"][i], COLORS[name], "-", name)
+        ax.axhline(result["test_error"][i].mean(), color=COLORS[name], lw=0.8, ls=":")
+    ax.set(xscale="log", ylim=(0, 1.02), xlabel="ρ", ylabel="exact kl form (Monte Carlo)")
+    ax.set_title("(f) kl form by variant; dotted: test error of w", fontsize=9)
+    ax.legend(fontsize=7)
+
+    ax = axes.flat[6]
+    for j, d in enumerate(cfg.resnet_distances):
+        color = f"C{j}"
+        ax.plot(cfg.resnet_rhos, result["resnet_eq13"][j], "-o", ms=3, color=color, label=f"eq. 13, ‖w−μ_P‖ = {d:g}")
+        ax.plot(cfg.resnet_rhos, result["resnet_kl_form"][j], "--", color=color, label=f"kl form, ‖w−μ_P‖ = {d:g}")
+    ax.axhline(1, color="tab:red", lw=1)
+    ax.axvline(0.05, color="gray", lw=0.6, ls=":", label="ρ = 0.05 (SAM's usual radius)")
+    ax.set(xscale="log", yscale="log", xlabel="ρ", ylabel="bound with loss term 0")
+    ax.set_title(f"(g) ResNet-18 on paper: k = {cfg.resnet_num_params:,}, n = {cfg.resnet_n:,}", fontsize=9)
+    ax.legend(fontsize=6.5)
+
+    ax = axes.flat[7]
+    best = result["kl_form"].min(axis=-1)
+    for i, name in enumerate(VARIANTS):
+        ax.scatter(result["test_error"][i], best[i], color=COLORS[name], s=18, label=name)
+    ax.plot([0, 1], [0, 1], color="gray", lw=0.6)
+    ax.axhline(0.5, color="gray", lw=0.6, ls=":")
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="test error of w", ylabel="min over ρ of the kl form")
+    ax.set_title("(h) best bound over the ρ grid against test error", fontsize=9)
+    ax.legend(fontsize=7)
+    fig.suptitle(
+        f"binary MNIST-1D (even/odd), MLP {'-'.join(map(str, (40, *cfg.hidden, 2)))} (k = {result['num_params']}), "
+        f"n = {result['n_train']}, δ = {cfg.delta:g}, δ' = {cfg.delta_prime:g}, "
+        f"{len(cfg.seeds)} seed(s) (line: mean, band: range), N = {result['mc_train_draws']:,} draws",
+        fontsize=9,
+    )
+    return fig
+
+
+def summary(result: dict, cfg: Config) -> dict[str, float]:
+    """Per variant (seed means): test/train error of ``w``, and eq. 13 and the kl form at every ρ."""
+    out: dict[str, float] = {"num_params": float(result["num_params"])}
+    for i, name in enumerate(VARIANTS):
+        out[f"{name}_test_error"] = float(result["test_error"][i].mean())
+        out[f"{name}_train_error"] = float(result["train_error"][i].mean())
+        out[f"{name}_distance_to_init"] = float(result["distance"][i].mean())
+        out[f"{name}_min_kl_form"] = float(result["kl_form"][i].mean(axis=0).min())
+        vacuous = np.all(result["eq13"][i] > 1, axis=0)  # every seed
+        out[f"{name}_eq13_vacuous_up_to_rho"] = float(result["rhos"][vacuous].max()) if vacuous.any() else 0.0
+        for j, rho in enumerate(result["rhos"]):
+            out[f"{name}_kl_form_rho{rho:g}"] = float(result["kl_form"][i, :, j].mean())
+            out[f"{name}_eq13_rho{rho:g}"] = float(result["eq13"][i, :, j].mean())
+            out[f"{name}_mc_test_rho{rho:g}"] = float(result["mc_test"][i, :, j].mean())
+    out["resnet_min_eq13"] = float(result["resnet_eq13"].min())
+    return out
