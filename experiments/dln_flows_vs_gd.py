@@ -33,7 +33,6 @@ TITLE = "DLN: test loss and l1 norm against rho for ERM, n-SAM, 1-SAM, as flows 
 CODE_VERSION = 1
 
 
-
 @dataclasses.dataclass(frozen=True)
 class Config:
     n: int = 20

@@ -12,7 +12,7 @@ promote them. These return ``float32`` scalars; the step is the optimizer's
 
 Each may be preceded by a linear warm-up from 0 over ``warmup_steps``.
 
-Conventions: none of docs/conventions.md apply.
+Conventions: [float-nn] (rates are float32 under any float policy).
 """
 
 from __future__ import annotations
