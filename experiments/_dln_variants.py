@@ -1,14 +1,16 @@
-"""The three unnormalized variants compared in the diagonal-network figures, and their colours.
+"""The three unnormalized variants compared in the diagonal-network figures.
 
-Shared so that every DLN figure names and draws ERM, n-SAM and 1-SAM the same way.
+Shared so that every DLN figure builds ERM, n-SAM and 1-SAM the same way;
+their labels and colours come from :mod:`samtheory.style`, like every figure's.
 Conventions: [rho-sam] (USAM: ρ is an ascent step), [m].
 """
 
 from samtheory import sam
+from samtheory.style import VARIANT_COLORS, VARIANT_LABELS
 
 VARIANTS = ("erm", "n_sam", "one_sam")
-LABELS = {"erm": "ERM", "n_sam": "n-SAM", "one_sam": "1-SAM"}
-COLORS = {"erm": "tab:red", "n_sam": "tab:blue", "one_sam": "tab:green"}
+LABELS = {name: VARIANT_LABELS[name] for name in VARIANTS}
+COLORS = {name: VARIANT_COLORS[name] for name in VARIANTS}
 
 
 def unnormalized_variant(name: str, rho):
