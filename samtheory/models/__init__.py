@@ -2,6 +2,8 @@
 
 * :mod:`samtheory.models.dln`: diagonal linear networks (u⊙v and w±
   parametrizations) and sparse-regression data.
+* :mod:`samtheory.models.dln_reference`: the instance of Andriushchenko &
+  Flammarion's reference notebook, drawn as the notebook draws it.
 * :mod:`samtheory.models.relu1d`: two-layer ReLU networks on scalar inputs and
   their kinks.
 * :mod:`samtheory.models.quadratic`: quadratic families and least squares with
@@ -13,7 +15,7 @@ examples of the batch. ``relu1d.predict`` is re-exported as ``predict_relu1d``.
 Conventions: [loss-mean], [loss-sq].
 """
 
-from samtheory.models import dln, quadratic, relu1d
+from samtheory.models import dln, dln_reference, quadratic, relu1d
 from samtheory.models import mlp
 from samtheory.models.dln import (
     SparseRegressionData,
@@ -54,6 +56,7 @@ __all__ = [
     "beta_pm",
     "beta_uv",
     "dln",
+    "dln_reference",
     "effective_kinks",
     "init_pm",
     "init_relu1d",
