@@ -1,6 +1,6 @@
 """Behaviour check for refactors: recompute the numbers the project draws, and compare two such records.
 
-    python3 scripts/check_behaviour.py compute OUT.json [--full-dln] [--only NAME ...]
+    python3 scripts/check_behaviour.py compute OUT.json [--full-dln] [--only NAME ...]   (resumes OUT.json)
     python3 scripts/check_behaviour.py compare BEFORE.json AFTER.json
 
 ``compute`` records, in one JSON file (floats written with ``repr``, so
@@ -130,6 +130,13 @@ def _resnet_record() -> dict:
     return record
 
 
+def _write(out: Path, record: dict) -> None:
+    """Atomically, after every entry: a long run that is stopped keeps what it finished."""
+    tmp = out.with_name(out.name + ".tmp")
+    tmp.write_text(json.dumps(record, indent=1, sort_keys=True))
+    tmp.replace(out)
+
+
 def compute(out: Path, full_dln: bool, only: list[str] | None) -> None:
     import matplotlib
 
@@ -137,21 +144,27 @@ def compute(out: Path, full_dln: bool, only: list[str] | None) -> None:
     import samtheory
 
     samtheory.enable_float64()
-    record: dict = {}
+    record: dict = json.loads(out.read_text()) if out.exists() else {}  # resume: keep finished entries
     for name in _figure_names():
         if only and name not in only:
             continue
+        if f"quick/{name}" in record:
+            continue
         start = time.perf_counter()
         record[f"quick/{name}"] = _figure_record(name, quick=True)
+        _write(out, record)
         print(f"quick/{name}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     if full_dln:
         for name in DLN_FIGURES:
             if only and name not in only:
                 continue
+            if f"full/{name}" in record:
+                continue
             start = time.perf_counter()
             record[f"full/{name}"] = _figure_record(name, quick=False)
+            _write(out, record)
             print(f"full/{name}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-    if not only or "resnet" in only:
+    if (not only or "resnet" in only) and "resnet" not in record:
         start = time.perf_counter()
         child = subprocess.run(
             [sys.executable, __file__, "_resnet"], cwd=ROOT, capture_output=True, text=True, check=False
@@ -159,8 +172,8 @@ def compute(out: Path, full_dln: bool, only: list[str] | None) -> None:
         if child.returncode != 0:
             raise SystemExit(f"the ResNet part failed:\n{child.stderr}")
         record["resnet"] = json.loads(child.stdout)
+        _write(out, record)
         print(f"resnet: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-    out.write_text(json.dumps(record, indent=1, sort_keys=True))
 
 
 def _flatten(record: dict, prefix: str = "") -> dict[str, list[float]]:
@@ -188,9 +201,14 @@ def _diff(a: float, b: float) -> tuple[float, float]:
     return absolute, absolute / max(1.0, abs(a))
 
 
-def compare(before: Path, after: Path, tol: float, verbose: bool) -> int:
-    a = _flatten(json.loads(before.read_text()))
-    b = _flatten(json.loads(after.read_text()))
+def compare(before: Path, after: Path, tol: float, verbose: bool, common: bool = False) -> int:
+    a_record, b_record = json.loads(before.read_text()), json.loads(after.read_text())
+    if common:  # compare only the entries both records finished
+        shared = set(a_record) & set(b_record)
+        print(f"comparing {len(shared)} shared entries; left out: {sorted(set(a_record) ^ set(b_record))}")
+        a_record = {k: v for k, v in a_record.items() if k in shared}
+        b_record = {k: v for k, v in b_record.items() if k in shared}
+    a, b = _flatten(a_record), _flatten(b_record)
     status = 0
     for key in sorted(set(a) ^ set(b)):
         print(f"only in {'before' if key in a else 'after'}: {key}")
@@ -230,13 +248,14 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("after", type=Path)
     check.add_argument("--tol", type=float, default=1e-12)
     check.add_argument("-v", "--verbose", action="store_true")
+    check.add_argument("--common", action="store_true", help="compare only the entries both records hold")
     commands.add_parser("_resnet")
     args = parser.parse_args(argv)
     if args.command == "compute":
         compute(args.out, args.full_dln, args.only)
         return 0
     if args.command == "compare":
-        return compare(args.before, args.after, args.tol, args.verbose)
+        return compare(args.before, args.after, args.tol, args.verbose, args.common)
     sys.path.insert(0, str(ROOT))
     print(json.dumps(_resnet_record()))
     return 0
