@@ -118,8 +118,8 @@ def flow_to(variant, p0, data, solver, log_coordinates, tol, t_final, stop_below
     """The flow integrated to ``t_final`` (or until ``L < stop_below``)."""
     return flows.solve_flow(
         variant, dln.loss_pm, p0, data, t_final=t_final, solver=solver, rtol=tol, atol=tol,
-        log_coordinates=log_coordinates, stop_when_loss_below=stop_below, save_params=False,
-        save_at=np.array([0.0]), max_steps=MAX_STEPS, count_evaluations=count,
+        log_coordinates=log_coordinates, stop=flows.Stop(loss_below=stop_below, max_steps=MAX_STEPS),
+        save_params=False, save_at=np.array([0.0]), count_evaluations=count,
     )
 
 

@@ -1,9 +1,13 @@
 """Paper figures: one module per figure, following the protocol of ``samtheory.figures``.
 
-``FIGURE_MODULES`` is the registry. The pipeline (``samtheory figures``)
-imports ``experiments.<name>`` for each name listed here, in this order; a
-module's ``NAME`` must equal its name here. To add a figure, write
-``experiments/<name>.py`` and append ``"<name>"`` (see ``docs/pipeline.md``).
+``FIGURE_MODULES`` is the registry. This folder is not installed: the
+``samtheory figures`` command finds it (the current directory, else the
+source tree; ``--experiments DIR``) and hands the pipeline a
+``FigureRegistry("experiments")``, which imports ``experiments.<name>`` for
+each name listed here, in this order; a module's ``NAME`` must equal its
+name here. To add a figure, write ``experiments/<name>.py`` and append
+``"<name>"`` (see ``docs/pipeline.md``). An experiment imports the library
+and at most the shared helper ``_dln_variants``, never another experiment.
 """
 
 #: Registered figure modules, in the order ``samtheory figures`` makes them.

@@ -24,9 +24,10 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from samtheory import convergence as cv
+from samtheory.theory import convergence as cv
 from samtheory.models.nonconvex import CosineRidgeFamily
 from samtheory.models.quadratic import QuadraticFamily
+from samtheory.monte_carlo import estimate_mean
 
 NAME = "convergence_bounds"
 TITLE = "Stochastic USAM: measured convergence against Theorem 2's bounds (non-convex and PL)"
@@ -80,16 +81,16 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     for i, horizon in enumerate(cfg.horizons):
         gammas, rhos = cv.nonconvex_schedule(nonconvex.smoothness, horizon)
         runs = monte_carlo(nonconvex.loss_fn, nonconvex.batch, w0_nc, gammas, rhos)
-        est = cv.monte_carlo_mean(np.asarray(runs.grad_norm_sq[:, :horizon].mean(axis=1)))
-        out["nc_mean"].append(est.mean)
-        out["nc_se"].append(est.stderr)
+        est = estimate_mean(np.asarray(runs.grad_norm_sq[:, :horizon].mean(axis=1)))
+        out["nc_mean"].append(est.estimate)
+        out["nc_se"].append(est.standard_error)
         out["nc_bound"].append(cv.nonconvex_bound(nonconvex.smoothness, nonconvex.noise_variance, cfg.batch, horizon, gap0_nc))
 
         gammas, rhos = cv.pl_schedule(pl.smoothness, pl.pl_constant, horizon)
         runs = monte_carlo(pl.loss_fn, pl.batch, w0_pl, gammas, rhos)
-        est = cv.monte_carlo_mean(np.asarray(runs.loss[:, -1]) - pl.min_loss)
-        out["pl_mean"].append(est.mean)
-        out["pl_se"].append(est.stderr)
+        est = estimate_mean(np.asarray(runs.loss[:, -1]) - pl.min_loss)
+        out["pl_mean"].append(est.estimate)
+        out["pl_se"].append(est.standard_error)
         out["pl_bound"].append(cv.pl_bound(pl.smoothness, pl.pl_constant, pl.noise_variance, cfg.batch, horizon, gap0_pl))
         if progress is not None:
             progress((i + 1) / len(cfg.horizons))

@@ -71,7 +71,7 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     def flow(name, rho, train_set):
         return flows.solve_flow(unnormalized_variant(name, rho), dln.loss_pm, p0, train_set, t_final=1e7, rtol=cfg.flow_rtol,
                                 atol=cfg.flow_rtol * 1e-2, log_coordinates=True, solver="kvaerno5",
-                                stop_when_loss_below=cfg.flow_stop_loss, save_params=False, max_steps=100_000)
+                                stop=flows.Stop(loss_below=cfg.flow_stop_loss, max_steps=100_000), save_params=False)
 
     for v, name in enumerate(VARIANTS):
         grid = jax.jit(jax.vmap(jax.vmap(lambda r, tr: gd(name, r, tr), in_axes=(0, None)), in_axes=(None, 0)))

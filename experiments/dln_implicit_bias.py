@@ -36,8 +36,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from samtheory import flows, sam
-from samtheory import sam_implicit_bias as sib
-from samtheory.implicit_bias import l1_interpolator, l2_interpolator, min_entropy_interpolator
+from samtheory.theory import sam_implicit_bias as sib
+from samtheory.theory.implicit_bias import l1_interpolator, l2_interpolator, min_entropy_interpolator
 from samtheory.models import dln
 
 NAME = "dln_implicit_bias"
@@ -73,8 +73,8 @@ def config(quick: bool) -> Config:
 
 def _flow(variant, params0, data, cfg, auxiliary=None, solver="tsit5"):
     return flows.solve_flow(variant, dln.loss_pm, params0, data, t_final=1e7, rtol=cfg.rtol, atol=cfg.rtol * 1e-2,
-                            log_coordinates=True, stop_when_loss_below=cfg.stop_loss, save_params=False,
-                            auxiliary=auxiliary, max_steps=200_000, solver=solver)
+                            log_coordinates=True, stop=flows.Stop(loss_below=cfg.stop_loss, max_steps=200_000),
+                            save_params=False, auxiliary=auxiliary, solver=solver)
 
 
 def _check_converged(result, what):
@@ -143,7 +143,7 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     normalized = jax.jit(
         lambda rho, m: flows.solve_flow(sam.SAM(rho, m=m), dln.loss_pm, p0, data, t_final=cfg.normalized_t_final,
                                         rtol=cfg.rtol, atol=cfg.rtol * 1e-2, log_coordinates=True,
-                                        save_params=False, max_steps=100_000),
+                                        save_params=False, stop=flows.Stop(max_steps=100_000)),
         static_argnums=1)
     alpha_grid = np.geomspace(1e-4, 1.0, 41)
     grid_minimizers = np.stack([np.asarray(min_entropy_interpolator(x, y, a).beta) for a in alpha_grid])

@@ -22,7 +22,7 @@ Setup (every choice is a :class:`Config` field):
 * **Model**: MLP 784 → 100 → 2, ReLU, He initialization ``w₀`` (seeded),
   ``k = 78 702``; float32 (``dtype``) for CPU speed.
 * **SGD** ([rho-sam]): momentum 0.9, learning rate 0.05 with cosine decay,
-  minibatches of 100, 10 epochs (:func:`experiments.pac_bayes_bounds.train_mlp`);
+  minibatches of 100, 10 epochs (:func:`samtheory.mlp_training.train_mlp`);
   ERM and n-SAM with ρ = 0.1 run as one vmapped call over ρ ∈ {0, 0.1}
   (ρ = 0 is ERM exactly: the perturbation ``0·g/‖g‖`` is zero).
 * **Optimization of the bound**, from the trained weights, prior mean ``w₀``,
@@ -41,7 +41,7 @@ Setup (every choice is a :class:`Config` field):
   smaller; the union bound covers both), the 0-1 training error of ``Q``
   estimated from ``N = n R`` independent draws (every training example
   ``R = 10`` times, ``N = 600 000``, each with its own weights; local reparametrization,
-  :func:`experiments.pac_bayes_bounds.perturbed_error_count`), its upper
+  :func:`samtheory.models.mlp.perturbed_error_count`), its upper
   bound ``ê⁺ = kl⁻¹(ê, ln(2/δ')/N)`` with ``δ' = 0.01``, and
   ``kl⁻¹(ê⁺, (KL + ln(2√n/δ) + ln(π²j²/6))/n)``: probability
   ``≥ 1 − δ − δ'``. The test error of ``Q`` (Monte Carlo, same estimator)
@@ -78,14 +78,9 @@ import optax
 from jax.flatten_util import ravel_pytree
 from matplotlib.figure import Figure
 
-from experiments.pac_bayes_bounds import (
-    check_trained,
-    float_dtype,
-    misclassified,
-    perturbed_error_count,
-    train_mlp,
-)
 from samtheory import bounds, sam
+from samtheory.bounds import misclassified
+from samtheory.mlp_training import check_trained, float_dtype, train_mlp
 from samtheory.figures import FigureUnavailable
 from samtheory.data import (
     FASHION_MNIST_DEFAULT_DIR,
@@ -185,9 +180,9 @@ def certify(
     """Every term of the final Dziugaite–Roy bound, from a Monte Carlo count of training errors of ``Q``.
 
     The same certificate as :func:`samtheory.bounds.dziugaite_roy_certify`
-    (grid point ``⌊j⌋`` or ``⌈j⌉``, whichever gives the smaller bound), with
+    (:func:`samtheory.bounds.dziugaite_roy_grid_bound`), with
     the Monte Carlo term supplied: ``train_error_count`` errors among
-    ``num_draws`` independent draws (e.g. :func:`perturbed_error_count`).
+    ``num_draws`` independent draws (e.g. :func:`samtheory.models.mlp.perturbed_error_count`).
     Pure; ``vmap``-able over posteriors.
 
     Returns:
@@ -200,27 +195,10 @@ def certify(
     """
     train_error = train_error_count / num_draws
     upper = bounds.kl_inverse(train_error, math.log(2.0 / delta_prime) / num_draws)
-    position = grid_resolution * (math.log(grid_scale) - posterior.log_prior_variance)
-    candidates = jnp.maximum(jnp.stack([jnp.floor(position), jnp.ceil(position)]), 1.0)
-    log_lambdas = math.log(grid_scale) - candidates / grid_resolution
-    kls = jax.vmap(lambda ll: bounds.diagonal_gaussian_kl(posterior.mean, posterior.log_variance, prior_mean, ll))(
-        log_lambdas
+    grid = bounds.dziugaite_roy_grid_bound(
+        posterior, prior_mean, upper, n, grid_scale=grid_scale, grid_resolution=grid_resolution, delta=delta
     )
-    costs = bounds.grid_union_cost(candidates)
-    candidate_bounds = bounds.pac_bayes_kl_bound(upper, kls, n, delta, costs)
-    best = jnp.argmin(candidate_bounds)
-    kl, cost = kls[best], costs[best]
-    return {
-        "bound": candidate_bounds[best],
-        "kl": kl,
-        "kl_budget": bounds.pac_bayes_kl_budget(kl, n, delta, cost),
-        "log_union_cost": cost,
-        "grid_index": candidates[best],
-        "prior_variance": jnp.exp(log_lambdas[best]),
-        "train_error_mc": train_error,
-        "train_error_upper": upper,
-        "mcallester_bound": bounds.mcallester_bound(upper, kl, n, delta, cost),
-    }
+    return {**grid, "train_error_mc": train_error, "train_error_upper": upper}
 
 
 def _optimizer(cfg: Config, mode: str) -> optax.GradientTransformation:
@@ -281,7 +259,7 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     # The optimization keys are drawn from the lane's seed, the Monte Carlo
     # keys from mc_seed: the certificate's draws are independent of training.
     train_key, test_key = jax.random.split(jax.random.PRNGKey(cfg.mc_seed))
-    count = functools.partial(perturbed_error_count, activation=cfg.activation)
+    count = functools.partial(mlp.perturbed_error_count, activation=cfg.activation)
     per_mode = []
     for mode_index, mode in enumerate(MODES):
         optimizer = _optimizer(cfg, mode)

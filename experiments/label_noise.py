@@ -63,7 +63,7 @@ import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments import _mlp_training as mt
+from samtheory import mlp_training as mt
 from samtheory.data import ArrayDataset, load_mnist1d, with_label_noise
 from samtheory.models import mlp
 

@@ -73,7 +73,7 @@ import scipy.stats
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
-from experiments import _mlp_training as mt
+from samtheory import mlp_training as mt
 from samtheory import sharpness
 from samtheory.data import load_mnist1d, with_label_noise
 from samtheory.models import mlp

@@ -19,7 +19,7 @@ Setup (every choice is a :class:`Config` field):
   theory.
 * **Training**: SGD with momentum 0.9, learning rate 0.05 with cosine decay
   to 0, minibatches of 100 from a fresh permutation every epoch
-  (:func:`train_mlp`), 100 epochs. Variants ([rho-sam], [m], [normalize]):
+  (:func:`samtheory.mlp_training.train_mlp`), 100 epochs. Variants ([rho-sam], [m], [normalize]):
   ERM; n-SAM (ρ = 0.1, perturbation from the minibatch); m-SAM (m = 10,
   ρ = 0.05); USAM (``SAM(normalize=False)``, ascent step 0.5); RandomSAM
   (a uniformly random direction, radius 1: a random direction in
@@ -33,7 +33,7 @@ Setup (every choice is a :class:`Config` field):
   ``ln(len(grid))`` more in the numerator):
 
   - the Monte Carlo 0-1 training error of ``Q``, and its upper confidence
-    bound ``kl⁻¹(X̄, ln(2/δ')/N)`` (:func:`perturbed_error_count`; ``N = n R``
+    bound ``kl⁻¹(X̄, ln(2/δ')/N)`` (:func:`samtheory.models.mlp.perturbed_error_count`; ``N = n R``
     with ``R = 25`` rounds, 100 000 draws; δ = 0.05, δ' = 0.01);
   - eq. 13 as printed (:func:`samtheory.bounds.foret_eq13_bound`) with that
     upper bound as loss term, with prior mean ``w₀`` (``d = ‖w − w₀‖``) and
@@ -94,12 +94,12 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from jax.flatten_util import ravel_pytree
 from matplotlib.figure import Figure
 
-from experiments._mlp_training import float_dtype
-from samtheory import bounds, sam, train
+from samtheory import bounds, sam
+from samtheory.bounds import misclassified
+from samtheory.mlp_training import check_trained, float_dtype, train_mlp
 from samtheory.data import binary_subset, load_mnist1d
 from samtheory.models import mlp
 
@@ -154,142 +154,8 @@ def config(quick: bool) -> Config:
 # Training
 
 
-def train_mlp(
-    variant: sam.Variant,
-    params0: mlp.MLPParams,
-    x: jax.Array,
-    y: jax.Array,
-    key: jax.Array,
-    *,
-    epochs: int,
-    batch_size: int,
-    learning_rate: float,
-    momentum: float,
-    activation: str,
-) -> tuple[mlp.MLPParams, jax.Array]:
-    """SGD with momentum and cosine decay on the MLP cross-entropy, with ``variant``'s update direction.
-
-    Each epoch draws one permutation of the ``n`` examples and walks through
-    it in ``⌊n/batch_size⌋`` minibatches (the few left over differ from epoch
-    to epoch), so every example is seen once per epoch, the usual SGD
-    recipe; :func:`samtheory.train.run` instead draws each minibatch
-    independently, and (in the version this was written against) sorted all
-    ``n`` indices at every step to do so, 24 ms a step at ``n = 60 000``.
-    Pure and ``vmap``-able over ``key``, ``params0`` and a traced
-    ``variant.rho``.
-
-    Returns:
-      ``(params, train_loss)``: the final weights and the full-training-set
-      cross-entropy after each epoch, ``(epochs,)`` (non-finite = diverged).
-
-    Conventions: [loss-mean], [rho-sam], [m], [normalize], [rng].
-    """
-    n = x.shape[0]
-    steps_per_epoch = n // batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch_size must be <= the number of examples {n}, got {batch_size}")
-    loss_fn = functools.partial(mlp.cross_entropy_loss, activation=activation)
-    optimizer = optax.sgd(optax.cosine_decay_schedule(learning_rate, epochs * steps_per_epoch), momentum=momentum)
-
-    def step(carry, inputs):
-        params, opt_state = carry
-        indices, step_key = inputs
-        direction = sam.gradient(variant, loss_fn, params, (x[indices], y[indices]), step_key)
-        updates, opt_state = optimizer.update(direction, opt_state, params)
-        return (optax.apply_updates(params, updates), opt_state), None
-
-    def epoch(carry, epoch_key):
-        order_key, step_keys = jax.random.split(epoch_key)
-        order = jax.random.permutation(order_key, n)[: steps_per_epoch * batch_size]
-        carry, _ = jax.lax.scan(
-            step, carry, (order.reshape(steps_per_epoch, batch_size), jax.random.split(step_keys, steps_per_epoch))
-        )
-        return carry, loss_fn(carry[0], (x, y))
-
-    (params, _), train_loss = jax.lax.scan(epoch, (params0, optimizer.init(params0)), jax.random.split(key, epochs))
-    return params, train_loss
-
-
-def check_trained(train_loss: np.ndarray, names: list[str]) -> None:
-    """Raise :class:`samtheory.train.DivergenceError` naming the first run whose train loss became non-finite.
-
-    ``train_loss`` is ``(runs, epochs)``; ``names[i]`` labels run ``i``. Conventions: [record].
-    """
-    bad = ~np.all(np.isfinite(train_loss), axis=1)
-    if bad.any():
-        i = int(np.argmax(bad))
-        epoch = int(np.argmax(~np.isfinite(train_loss[i])))
-        raise train.DivergenceError(f"{int(bad.sum())} run(s) diverged; first: {names[i]} at epoch {epoch + 1}")
-
-
 # ---------------------------------------------------------------------------
 # Monte Carlo 0-1 error of the Gaussian-perturbed network
-
-
-def gaussian_network_logits(params: mlp.MLPParams, variances, x: jax.Array, key: jax.Array, *, activation: str) -> jax.Array:
-    """Logits of ``w + ε``, ``ε ~ N(0, diag variances)``, with an independent ``ε`` for every row of ``x``.
-
-    Layer by layer, given the previous layer's output ``h`` of one example,
-    the pre-activations are independent Gaussians with mean ``h W + b`` and
-    variance ``h² s_W + s_b`` (exactly, because each weight's noise enters
-    one unit only); sampling them is sampling ``ε`` for that example.
-
-    Args:
-      params: the posterior mean ``w``.
-      variances: a scalar ``σ²`` (isotropic) or a pytree like ``params`` of
-        per-weight variances ``s``.
-      x: ``(n, d₀)`` inputs.
-      key: PRNG key ([rng]); layer ``l`` uses ``fold_in(key, l)``.
-      activation: hidden nonlinearity.
-
-    Returns:
-      ``(n, d_L)`` logits.
-
-    Conventions: [bounds], [rng], [float].
-    """
-    nonlinearity = mlp.ACTIVATIONS[activation]
-    isotropic = not isinstance(variances, (tuple, list)) and jnp.ndim(variances) == 0
-    h = x.astype(params[0].w.dtype)
-    for index, layer in enumerate(params):
-        mean = h @ layer.w + layer.b
-        if isotropic:
-            variance = variances * (jnp.sum(h * h, axis=-1, keepdims=True) + 1)
-        else:
-            variance = (h * h) @ variances[index].w + variances[index].b
-        noise = jax.random.normal(jax.random.fold_in(key, index), mean.shape, mean.dtype)
-        pre_activation = mean + jnp.sqrt(variance) * noise
-        h = pre_activation if index == len(params) - 1 else nonlinearity(pre_activation)
-    return h
-
-
-def misclassified(scores: jax.Array, labels: jax.Array) -> jax.Array:
-    """``(n,)`` bools: the label's score is not strictly the largest (ties are errors, as in
-    :func:`samtheory.bounds.zero_one_loss`). Conventions: [bounds]."""
-    own = jnp.take_along_axis(scores, labels[:, None], axis=1)[:, 0]
-    is_label = jax.nn.one_hot(labels, scores.shape[1], dtype=bool)
-    best_other = jnp.max(jnp.where(is_label, -jnp.inf, scores), axis=1)
-    return own <= best_other
-
-
-def perturbed_error_count(
-    params: mlp.MLPParams, variances, x: jax.Array, y: jax.Array, key: jax.Array, rounds: int, *, activation: str
-) -> jax.Array:
-    """Errors among ``n · rounds`` independent draws: every example, ``rounds`` times, each with its own ``ε``.
-
-    Divided by ``n · rounds`` it is an unbiased estimate of
-    ``E_{ε~N(0, diag variances)} L_S(w + ε)`` in 0-1 loss, certified by
-    :func:`mc_upper_bound` (module docstring). Round ``r`` uses
-    ``fold_in(key, r)``, so a larger ``rounds`` extends the same draws.
-    ``jit``/``vmap``-able; returns an ``int32`` count.
-
-    Conventions: [bounds], [loss-mean], [rng].
-    """
-
-    def one_round(r):
-        logits = gaussian_network_logits(params, variances, x, jax.random.fold_in(key, r), activation=activation)
-        return jnp.sum(misclassified(logits, y), dtype=jnp.int32)
-
-    return jnp.sum(jax.lax.map(one_round, jnp.arange(rounds)), dtype=jnp.int32)
 
 
 def mc_upper_bound(error_count, num_draws: int, delta_prime: float) -> tuple[np.ndarray, np.ndarray]:
@@ -422,7 +288,7 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     rhos = np.asarray(cfg.bound_rhos, np.float64)
     sigma = np.asarray(bounds.foret_posterior_std(rhos, num_params, n), np.float64)
     train_key, test_key = jax.random.split(jax.random.PRNGKey(cfg.mc_seed))
-    count = functools.partial(perturbed_error_count, rounds=cfg.mc_rounds, activation=cfg.activation)
+    count = functools.partial(mlp.perturbed_error_count, rounds=cfg.mc_rounds, activation=cfg.activation)
 
     def counts_one_model(p):
         over_rho = jax.vmap(lambda s2: (count(p, s2, x, y, train_key), count(p, s2, xt, yt, test_key)))

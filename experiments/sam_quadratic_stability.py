@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from samtheory import quadratic_dynamics as qd
+from samtheory.theory import quadratic_dynamics as qd
 from samtheory import sam, train
 
 NAME = "sam_quadratic_stability"

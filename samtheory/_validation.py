@@ -5,8 +5,6 @@ array) is checked and a ``ValueError`` naming the parameter is raised. A
 traced value cannot be inspected without breaking ``vmap`` over it, so it is
 let through; its concrete values were (or can be) checked by the caller
 before tracing.
-
-Conventions: none apply.
 """
 
 from __future__ import annotations

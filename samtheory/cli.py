@@ -1,4 +1,4 @@
-"""Command line: ``samtheory figures [NAMES...] [--quick] [--force] [--out DIR] [--cache-dir DIR] [--list]``
+"""Command line: ``samtheory figures [NAMES...] [--quick] [--force] [--out DIR] [--cache-dir DIR] [--list] [--experiments DIR]``
 and ``samtheory resnet ...`` (handed to :mod:`samtheory.nn.cli`).
 
 Exit codes: 0 all requested figures made (or listed); 1 at least one figure
@@ -9,19 +9,57 @@ Float policy ([float]): :func:`main` turns on float64 before anything else
 runs JAX code (except for ``resnet``, which trains in float32/bf16), and selects matplotlib's non-interactive "Agg" backend so
 figures render the same with or without a display.
 
+Where the figures come from: the figure modules live in the top-level folder
+``experiments/`` of the source tree, which is not installed (no package
+named ``experiments`` lands in site-packages). This module is the one place
+that names it: :func:`figure_registry` finds the folder (``--experiments DIR``,
+else the current directory, else the source tree this package was installed
+from in editable mode) and hands :mod:`samtheory.figures` a
+:class:`~samtheory.figures.FigureRegistry`; the library itself imports no experiment.
+
 Conventions: turns on [float] before anything touches JAX.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import samtheory
 
-__all__ = ["main", "build_parser"]
+#: The package of figure modules, and the folder of the source tree that holds it.
+EXPERIMENTS_PACKAGE = "experiments"
+
+
+def figure_registry(experiments_root: Path | None = None):
+    """The registry of the ``experiments`` package, making it importable from ``experiments_root``.
+
+    ``experiments_root`` is the folder that contains ``experiments/``; by
+    default the current directory if it has one, else the source tree that
+    holds this package (an editable install). An ``experiments`` package that
+    is already importable (tests, ``PYTHONPATH``) is used as it is. Raises
+    ``FileNotFoundError`` naming where it looked.
+    """
+    from samtheory.figures import FigureRegistry
+
+    if experiments_root is None and importlib.util.find_spec(EXPERIMENTS_PACKAGE) is not None:
+        return FigureRegistry(EXPERIMENTS_PACKAGE)
+    candidates = [experiments_root] if experiments_root is not None else [
+        Path.cwd(), Path(samtheory.__file__).resolve().parents[1]
+    ]
+    for root in candidates:
+        if (Path(root) / EXPERIMENTS_PACKAGE / "__init__.py").is_file():
+            sys.path.insert(0, str(Path(root).resolve()))
+            return FigureRegistry(EXPERIMENTS_PACKAGE)
+    raise FileNotFoundError(
+        f"no {EXPERIMENTS_PACKAGE}/ folder with an __init__.py in {', '.join(str(c) for c in candidates)}: "
+        "run samtheory figures from the repository root, or pass --experiments DIR"
+    )
+
+__all__ = ["main", "build_parser", "figure_registry"]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--cache-dir", type=Path, default=None, metavar="DIR", help="result cache (default: .cache/samtheory/)"
     )
     figures.add_argument("--list", action="store_true", help="list the registered figures and exit")
+    figures.add_argument(
+        "--experiments", type=Path, default=None, metavar="DIR",
+        help="the folder that contains experiments/ (default: the current directory, else the source tree)",
+    )
     # Parsed by samtheory.nn.cli; listed here so that `samtheory --help` shows it.
     resnet = commands.add_parser(
         "resnet", add_help=False,
@@ -60,16 +102,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _list_figures(names: Sequence[str]) -> int:
+def _list_figures(names: Sequence[str], registry) -> int:
     from samtheory import figures
 
     status = 0
-    selected = figures.resolve_figure_names(names)
+    selected = figures.resolve_figure_names(names, registry)
     if not selected:
         print("(no figures registered in experiments.FIGURE_MODULES)", file=sys.stderr)
     for name in selected:
         try:
-            title = figures.load_figure_module(name).TITLE
+            title = figures.load_figure_module(name, registry).TITLE
         except Exception as err:  # list the rest even if one module is broken
             title = f"(cannot load: {type(err).__name__}: {err})"
             status = 1
@@ -81,10 +123,15 @@ def _figures_command(args: argparse.Namespace) -> int:
     from samtheory import figures
 
     try:
+        registry = figure_registry(args.experiments)
+    except FileNotFoundError as err:
+        print(f"samtheory figures: error: {err}", file=sys.stderr)
+        return 2
+    try:
         if args.list:
-            return _list_figures(args.names)
+            return _list_figures(args.names, registry)
         outcome = figures.run_figures(
-            args.names, quick=args.quick, out_dir=args.out, cache_dir=args.cache_dir, force=args.force
+            args.names, registry=registry, quick=args.quick, out_dir=args.out, cache_dir=args.cache_dir, force=args.force
         )
     except figures.UnknownFigureError as err:
         print(f"samtheory figures: error: {err}", file=sys.stderr)

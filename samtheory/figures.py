@@ -1,8 +1,11 @@
 """The figure pipeline: registry → config → cache → run → check → plot → save → manifest.
 
 Each paper figure lives in one module ``experiments/<name>.py`` listed in
-``experiments.FIGURE_MODULES``. The pipeline only talks to a figure module
-through the protocol below (also in ``docs/pipeline.md``).
+``experiments.FIGURE_MODULES``. The library never imports the experiments:
+the caller (the ``samtheory`` command, :mod:`samtheory.cli`) hands the
+pipeline a :class:`FigureRegistry` naming the package that holds them. The
+pipeline only talks to a figure module through the protocol below (also in
+``docs/pipeline.md``).
 
 Figure module protocol
 ----------------------
@@ -113,6 +116,7 @@ __all__ = [
     "UnknownFigureError",
     "FigureProtocolError",
     "NonFiniteResultError",
+    "FigureRegistry",
     "registered_figures",
     "load_figure_module",
     "resolve_figure_names",
@@ -272,11 +276,29 @@ class FiguresOutcome:
 # --------------------------------------------------------------------------
 
 
-def registered_figures() -> tuple[str, ...]:
-    """The registered figure names, read from ``experiments.FIGURE_MODULES`` at call time."""
-    import experiments
+@dataclasses.dataclass(frozen=True)
+class FigureRegistry:
+    """Where the figure modules live: the importable package ``package`` whose
+    ``FIGURE_MODULES`` lists them, in order, and whose submodule ``<name>`` is each one.
 
-    return tuple(experiments.FIGURE_MODULES)
+    Handed to the pipeline by its caller, so that the library names no
+    experiment. The list is read at call time (tests may replace it).
+    """
+
+    package: str
+
+    def names(self) -> tuple[str, ...]:
+        """The registered figure names."""
+        return tuple(importlib.import_module(self.package).FIGURE_MODULES)
+
+    def module(self, name: str) -> ModuleType:
+        """The module ``<package>.<name>`` (not checked; see :func:`load_figure_module`)."""
+        return importlib.import_module(f"{self.package}.{name}")
+
+
+def registered_figures(registry: FigureRegistry) -> tuple[str, ...]:
+    """The figure names of ``registry``, read at call time."""
+    return registry.names()
 
 
 def check_figure_module(module: Any) -> None:
@@ -310,13 +332,13 @@ def check_figure_module(module: Any) -> None:
         raise FigureProtocolError(f"figure module {label}: summary must be callable")
 
 
-def resolve_figure_names(names: Iterable[str] | None) -> tuple[str, ...]:
+def resolve_figure_names(names: Iterable[str] | None, registry: FigureRegistry) -> tuple[str, ...]:
     """Validate requested names against the registry; ``None`` or empty → all, in registry order.
 
     Duplicates are dropped (first occurrence kept). Raises
     :class:`UnknownFigureError` listing the unknown and the valid names.
     """
-    valid = registered_figures()
+    valid = registered_figures(registry)
     requested = tuple(dict.fromkeys(names or ()))
     if not requested:
         return valid
@@ -326,16 +348,16 @@ def resolve_figure_names(names: Iterable[str] | None) -> tuple[str, ...]:
     return requested
 
 
-def load_figure_module(name: str) -> ModuleType:
-    """Import ``experiments.<name>`` for a registered ``name`` and check its protocol."""
-    valid = registered_figures()
+def load_figure_module(name: str, registry: FigureRegistry) -> ModuleType:
+    """Import the module of a registered ``name`` from ``registry`` and check its protocol."""
+    valid = registered_figures(registry)
     if name not in valid:
         raise UnknownFigureError([name], valid)
-    module = importlib.import_module(f"experiments.{name}")
+    module = registry.module(name)
     check_figure_module(module)
     if module.NAME != name:
         raise FigureProtocolError(
-            f"experiments.{name}: NAME is {module.NAME!r}; a registered module's NAME must equal its module name"
+            f"{registry.package}.{name}: NAME is {module.NAME!r}; a registered module's NAME must equal its module name"
         )
     return module
 
@@ -574,13 +596,14 @@ class _NestedBar:
 def run_figures(
     names: Iterable[str] | None = None,
     *,
+    registry: FigureRegistry,
     quick: bool = False,
     out_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     force: bool = False,
     verbose: bool = True,
 ) -> FiguresOutcome:
-    """Make the registered figures ``names`` (all if ``None``/empty), one after the other.
+    """Make the figures ``names`` of ``registry`` (all if ``None``/empty), one after the other.
 
     Arguments as in :func:`run_figure`. Unknown names raise
     :class:`UnknownFigureError` before anything runs. An exception in one
@@ -588,7 +611,7 @@ def run_figures(
     ``verbose``) and the others still run. With ``verbose``, a tqdm bar over
     figures and a nested one for the running figure go to stderr.
     """
-    selected = resolve_figure_names(names)
+    selected = resolve_figure_names(names, registry)
     records: list[FigureRecord] = []
     failures: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -597,7 +620,7 @@ def run_figures(
         bar.set_postfix_str(name)
         nested = _NestedBar(name) if verbose else None
         try:
-            module = load_figure_module(name)
+            module = load_figure_module(name, registry)
             record = run_figure(
                 module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested
             )

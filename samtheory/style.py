@@ -27,6 +27,7 @@ VARIANT_LABELS: dict[str, str] = {
     "one_sam": "1-SAM",
     "usam": "n-USAM",
     "one_usam": "1-USAM",
+    "m_usam": "m-USAM",
     "random": "random",
     "asam": "ASAM",
     "erm_to_sam": "ERM → SAM",
@@ -40,6 +41,7 @@ VARIANT_COLORS: dict[str, str] = {
     "one_sam": "#009E73",    # bluish green
     "usam": "#56B4E9",       # sky blue: the unnormalized n-step, near n-SAM's hue
     "one_usam": "#8FD3B6",   # light green: the unnormalized 1-step, near 1-SAM's hue
+    "m_usam": "#E3A9CB",     # light purple: the unnormalized m-step, near m-SAM's hue
     "random": "#999999",     # grey
     "asam": "#E69F00",       # orange
     "erm_to_sam": "#D55E00", # vermillion

@@ -20,6 +20,7 @@ Conventions: [loss-mean], [rho-sam], [m], [record], [rng].
 from __future__ import annotations
 
 import dataclasses
+import numbers
 from typing import Callable, NamedTuple, Sequence
 
 import jax
@@ -27,8 +28,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from samtheory._validation import check_positive_int, concrete_values
-from samtheory.sam.oracle import batch_size, gradient
+from samtheory._validation import check_nonnegative, check_positive_int, concrete_values
+from samtheory.batching import batch_size
+from samtheory.errors import DivergenceError, all_finite, check_finite  # noqa: F401 (re-exported)
+from samtheory.sam.oracle import gradient
 from samtheory.sam.variants import Variant
 
 __all__ = [
@@ -37,6 +40,7 @@ __all__ = [
     "log_steps",
     "TrainResult",
     "run",
+    "SAMPLING",
     "sweep",
     "DivergenceError",
     "check_finite",
@@ -70,6 +74,14 @@ class VariantSchedule:
             values = [np.asarray(c) for c in concrete]
             if any(v.ndim or not np.issubdtype(v.dtype, np.integer) or v < 0 for v in values) or values != sorted(values):
                 raise ValueError(f"boundaries must be sorted integers >= 0, got {self.boundaries}")
+
+    def index_at(self, step) -> int:
+        """Index into ``variants`` of the variant of update ``step`` (concrete steps and boundaries)."""
+        return int(np.searchsorted(np.asarray(self.boundaries, np.int64), step, side="right"))
+
+    def variant_at(self, step):
+        """The variant of update ``step`` (concrete steps and boundaries). Conventions: [record]."""
+        return self.variants[self.index_at(step)]
 
 
 def switch(first: Variant, second: Variant, at_step) -> VariantSchedule:
@@ -115,16 +127,46 @@ class TrainResult(NamedTuple):
     metrics: dict
     diverged_step: jax.Array
 
-
-def _all_finite(tree) -> jax.Array:
-    leaves = jax.tree.leaves(tree)
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(x)) for x in leaves]))
+    def divergence(self):
+        """For :func:`samtheory.errors.check_finite`: which runs diverged, and at which step."""
+        step = np.asarray(self.diverged_step)
+        return step >= 0, lambda i: f"at step {int(step[i])} (non-finite parameters or metrics)", "run"
 
 
 def _as_schedule(variant) -> VariantSchedule:
     if isinstance(variant, VariantSchedule):
         return variant
     return VariantSchedule((variant,), ())
+
+
+def _check_inputs(params, variant, learning_rate, key) -> None:
+    """Type and sign checks at the door, naming the parameter (traced values pass)."""
+    schedule_variants = variant.variants if isinstance(variant, VariantSchedule) else (variant,)
+    for v in schedule_variants:
+        if not isinstance(v, Variant):
+            raise TypeError(
+                f"variant must be a samtheory.sam variant (ERM, SAM, RandomSAM, ASAM) or a VariantSchedule, "
+                f"got {v!r}"
+            )
+    if learning_rate is not None and not callable(learning_rate):
+        if isinstance(learning_rate, bool) or not isinstance(
+            learning_rate, (numbers.Real, np.ndarray, np.generic, jax.Array)
+        ) or not np.issubdtype(np.result_type(learning_rate), np.number):
+            raise TypeError(
+                f"learning_rate must be a number, an array or an optax schedule, got {learning_rate!r}"
+            )
+        check_nonnegative("learning_rate", learning_rate)
+    if key is not None and not (
+        isinstance(key, (jax.Array, np.ndarray))
+        and (jnp.issubdtype(key.dtype, jax.dtypes.prng_key) or (key.dtype == jnp.uint32 and key.shape[-1:] == (2,)))
+    ):
+        raise TypeError(f"key must be a JAX PRNG key (jax.random.PRNGKey or jax.random.key), got {key!r}")
+    for leaf in jax.tree.leaves(params):
+        if not jnp.issubdtype(jnp.result_type(leaf), jnp.inexact):
+            raise TypeError(
+                f"params must hold floating-point arrays (gradient steps on integers are meaningless), "
+                f"got a leaf of dtype {jnp.result_type(leaf)}"
+            )
 
 
 def _checked_record_steps(record_steps, num_steps: int) -> np.ndarray:
@@ -138,6 +180,71 @@ def _checked_record_steps(record_steps, num_steps: int) -> np.ndarray:
     return steps
 
 
+#: How :func:`run` draws the batch of each step (``batch_size_per_step`` set).
+SAMPLING = ("without_replacement", "with_replacement", "epochs")
+
+
+def _sampler(sampling: str, data, n: int, b: int | None, num_steps: int, key, needs_sam_key: bool):
+    """``(init, draw)``: ``draw(t, state) -> (batch, sam_key, state)``; ``state`` rides in the loop carry.
+
+    The keys of step ``t`` ([rng]):
+
+    * full batch: ``sam_key = split(fold_in(key, t))[1]`` (only if a variant draws);
+    * ``without_replacement``: ``batch_key, sam_key = split(fold_in(key, t))``;
+      the ``b`` largest of ``n`` i.i.d. uniforms index a uniformly random
+      ``b``-subset (on CPU, ``top_k`` over float32 is 10-40x faster than
+      ``choice(replace=False)``, which sorts a permutation of all ``n``);
+    * ``with_replacement``: ``b`` indices ``randint(fold_in(key, t))``, and
+      ``sam_key = fold_in(fold_in(key, t), 1)``;
+    * ``epochs``: epoch ``e`` walks through ``permutation(order_key, n)`` in
+      ``⌊n/b⌋`` minibatches (the few examples left over differ from epoch to
+      epoch), with ``order_key, steps_key = split(split(key, E)[e])`` and the
+      SAM key of its ``i``-th step ``split(steps_key, ⌊n/b⌋)[i]``.
+    """
+    if b is None:
+        def draw_full(t, state):
+            if not needs_sam_key:  # deterministic full-batch runs skip the per-step key arithmetic
+                return data, None, state
+            return data, jax.random.split(jax.random.fold_in(key, t))[1], state
+
+        return (), draw_full
+    take = lambda idx: jax.tree.map(lambda x: x[idx], data)  # noqa: E731
+    if sampling == "without_replacement":
+        def draw_subset(t, state):
+            batch_key, sam_key = jax.random.split(jax.random.fold_in(key, t))
+            idx = jax.lax.top_k(jax.random.uniform(batch_key, (n,), jnp.float32), b)[1]
+            return take(idx), sam_key, state
+
+        return (), draw_subset
+    if sampling == "with_replacement":
+        def draw_independent(t, state):
+            step_key = jax.random.fold_in(key, t)
+            idx = jax.random.randint(step_key, (b,), 0, n)
+            return take(idx), (jax.random.fold_in(step_key, 1) if needs_sam_key else None), state
+
+        return (), draw_independent
+    steps_per_epoch = n // b
+    epoch_keys = jax.random.split(key, -(-num_steps // steps_per_epoch))
+
+    def epoch_plan(e):
+        order_key, steps_key = jax.random.split(epoch_keys[e])
+        order = jax.random.permutation(order_key, n)[: steps_per_epoch * b]
+        return order, jax.random.split(steps_key, steps_per_epoch)
+
+    def draw_epoch(t, state):
+        i = t % steps_per_epoch
+        order, step_keys = jax.lax.cond(i == 0, lambda: epoch_plan(t // steps_per_epoch), lambda: state)
+        idx = jax.lax.dynamic_slice(order, (i * b,), (b,))
+        return take(idx), step_keys[i], (order, step_keys)
+
+    return epoch_plan(0), draw_epoch
+
+
+def _with_rho(variant, rho):
+    """``variant`` with its radius replaced by ``rho`` (unchanged if it has none, as ERM)."""
+    return jax.tree.map(lambda _: rho, variant)
+
+
 def run(
     loss_fn: Callable,
     params,
@@ -148,6 +255,8 @@ def run(
     learning_rate: float | jax.Array | optax.Schedule | None = None,
     optimizer: optax.GradientTransformation | None = None,
     batch_size_per_step: int | None = None,
+    sampling: str = "without_replacement",
+    rho: optax.Schedule | None = None,
     record_steps: Sequence[int] | np.ndarray | None = None,
     metrics_fn: Callable | None = None,
     key: jax.Array | None = None,
@@ -165,16 +274,24 @@ def run(
       optimizer: any optax transformation that consumes the variant's
         gradient (e.g. ``optax.sgd(lr, momentum=0.9)``).
       batch_size_per_step: ``None`` for full-batch steps; else each step uses
-        a minibatch of that size drawn uniformly without replacement, and
-        n-SAM perturbs with the minibatch gradient ([m]).
+        a minibatch of that size drawn as ``sampling`` says, and n-SAM
+        perturbs with the minibatch gradient ([m]).
+      sampling: ``"without_replacement"`` (each step an independent uniform
+        subset), ``"with_replacement"`` (each step ``b`` independent uniform
+        indices) or ``"epochs"`` (each epoch a permutation walked through in
+        ``⌊n/b⌋`` minibatches, the usual SGD recipe).
+      rho: an optax-style schedule ``t -> ρ_t`` that sets the radius of the
+        variant(s) at update ``t`` (as ``learning_rate`` sets the step);
+        ``None`` keeps the variants' own ``rho``.
       record_steps: increasing steps in ``[0, num_steps]`` at which metrics
         are evaluated (default :func:`log_steps`). Step 0 is the
         initialization.
-      metrics_fn: ``metrics_fn(params) -> dict`` of scalars; default
-        ``{"loss": loss_fn(params, data)}``.
-      key: PRNG key for minibatches and random perturbations. Step ``t`` uses
-        ``fold_in(key, t)``, so runs are deterministic and independent of how
-        the steps are grouped.
+      metrics_fn: ``metrics_fn(params) -> dict`` of scalars (any auxiliary
+        output to record along the run); default ``{"loss": loss_fn(params, data)}``.
+      key: PRNG key for minibatches and random perturbations. Step ``t``
+        uses keys derived from ``fold_in(key, t)`` (by epoch in ``"epochs"``
+        mode; :func:`_sampler` gives each scheme), so runs are deterministic
+        and independent of how the steps are grouped.
 
     Returns:
       :class:`TrainResult`. Call :func:`check_finite` before plotting.
@@ -182,10 +299,15 @@ def run(
     Conventions: [loss-mean], [rho-sam], [m], [record], [rng].
     """
     check_positive_int("num_steps", num_steps)
+    _check_inputs(params, variant, learning_rate, key)
     if (learning_rate is None) == (optimizer is None):
         raise ValueError("give exactly one of learning_rate and optimizer")
     if optimizer is None:
         optimizer = optax.sgd(learning_rate)
+    if sampling not in SAMPLING:
+        raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
+    if rho is not None and not callable(rho):
+        raise TypeError(f"rho must be a schedule t -> rho_t (callable), got {rho!r}")
     schedule = _as_schedule(variant)
     n = batch_size(data)
     if batch_size_per_step is not None:
@@ -194,52 +316,43 @@ def run(
             raise ValueError(
                 f"batch_size_per_step must be <= the number of examples {n}, got {batch_size_per_step}"
             )
-    needs_key = batch_size_per_step is not None or any(v.needs_key for v in schedule.variants)
-    if needs_key and key is None:
+    needs_sam_key = any(v.needs_key for v in schedule.variants)
+    if (batch_size_per_step is not None or needs_sam_key) and key is None:
         raise ValueError("key is required for minibatches or random perturbations")
     steps = _checked_record_steps(log_steps(num_steps) if record_steps is None else record_steps, num_steps)
     if metrics_fn is None:
         metrics_fn = lambda p: {"loss": loss_fn(p, data)}
     boundaries = jnp.asarray(schedule.boundaries, dtype=jnp.int32)
+    sampler0, draw = _sampler(sampling, data, n, batch_size_per_step, num_steps, key, needs_sam_key)
 
-    def direction(t, p):
-        if needs_key:
-            batch_key, sam_key = jax.random.split(jax.random.fold_in(key, t))
-        else:  # deterministic full-batch runs skip the per-step key arithmetic
-            batch_key = sam_key = None
-        if batch_size_per_step is None:
-            batch = data
-        else:
-            # The b largest of n i.i.d. uniforms index a uniformly random b-subset. On CPU, top_k over
-            # float32 is 10-40x faster than choice(replace=False), which sorts a permutation of all n.
-            idx = jax.lax.top_k(jax.random.uniform(batch_key, (n,), jnp.float32), batch_size_per_step)[1]
-            batch = jax.tree.map(lambda x: x[idx], data)
-        branches = [
-            (lambda v: lambda p, b, k: gradient(v, loss_fn, p, b, k))(v) for v in schedule.variants
-        ]
+    def direction(t, p, sampler_state):
+        batch, sam_key, sampler_state = draw(t, sampler_state)
+        variants = schedule.variants if rho is None else [_with_rho(v, rho(t)) for v in schedule.variants]
+        branches = [(lambda v: lambda p, b, k: gradient(v, loss_fn, p, b, k))(v) for v in variants]
         if len(branches) == 1:
-            return branches[0](p, batch, sam_key)
+            return branches[0](p, batch, sam_key), sampler_state
         which = jnp.searchsorted(boundaries, t, side="right")
-        return jax.lax.switch(which, branches, p, batch, sam_key)
+        return jax.lax.switch(which, branches, p, batch, sam_key), sampler_state
 
     def one_step(t, carry):
-        p, opt_state, diverged = carry
-        updates, opt_state = optimizer.update(direction(t, p), opt_state, p)
+        p, opt_state, diverged, sampler_state = carry
+        d, sampler_state = direction(t, p, sampler_state)
+        updates, opt_state = optimizer.update(d, opt_state, p)
         p = optax.apply_updates(p, updates)
-        diverged = jnp.where((diverged < 0) & ~_all_finite(p), t + 1, diverged)
-        return p, opt_state, diverged
+        diverged = jnp.where((diverged < 0) & ~all_finite(p), t + 1, diverged)
+        return p, opt_state, diverged, sampler_state
 
     def advance_and_record(carry, segment):
         start, stop = segment
         carry = jax.lax.fori_loop(start, stop, one_step, carry)
-        p, opt_state, diverged = carry
+        p, opt_state, diverged, sampler_state = carry
         metrics = metrics_fn(p)
-        diverged = jnp.where((diverged < 0) & ~_all_finite(metrics), stop, diverged)
-        return (p, opt_state, diverged), metrics
+        diverged = jnp.where((diverged < 0) & ~all_finite(metrics), stop, diverged)
+        return (p, opt_state, diverged, sampler_state), metrics
 
     starts = np.concatenate([[0], steps[:-1]]).astype(np.int32)
-    carry0 = (params, optimizer.init(params), jnp.asarray(-1, jnp.int32))
-    (p, _, diverged), metrics = jax.lax.scan(
+    carry0 = (params, optimizer.init(params), jnp.asarray(-1, jnp.int32), sampler0)
+    (p, _, diverged, _), metrics = jax.lax.scan(
         advance_and_record, carry0, (jnp.asarray(starts), jnp.asarray(steps, jnp.int32))
     )
     return TrainResult(p, jnp.asarray(steps), metrics, diverged)
@@ -261,27 +374,3 @@ def sweep(
     keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds))
     over_rho = jax.vmap(run_one, in_axes=(0, None))
     return jax.vmap(over_rho, in_axes=(None, 0))(rhos, keys)
-
-
-class DivergenceError(RuntimeError):
-    """A run produced NaN or inf. The message names the step (and the run). Conventions: [record]."""
-
-
-def check_finite(result: TrainResult, *, names: Sequence[str] | None = None) -> TrainResult:
-    """Raise :class:`DivergenceError` if any run in ``result`` diverged.
-
-    ``names`` optionally labels the leading grid axes in the message (e.g.
-    ``("seed", "rho")``). Returns ``result`` unchanged otherwise.
-    Conventions: [record].
-    """
-    diverged = np.asarray(result.diverged_step)
-    mask = diverged >= 0
-    if not mask.any():
-        return result
-    first = tuple(int(i) for i in np.argwhere(mask)[0])
-    labels = [names[i] if names and i < len(names) else f"axis{i}" for i in range(len(first))]
-    where = "".join(f"{label}={j}, " for label, j in zip(labels, first))
-    raise DivergenceError(
-        f"{int(mask.sum())} run(s) diverged (non-finite parameters or metrics); "
-        f"first: {where}at step {int(diverged[first])}"
-    )

@@ -13,9 +13,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from samtheory import convergence as cv
+from samtheory.theory import convergence as cv
 from samtheory.models.nonconvex import CosineRidgeFamily
 from samtheory.models.quadratic import QuadraticFamily
+from samtheory.monte_carlo import estimate_mean
 
 DIM, N, SEEDS = 5, 16, 64
 STEPS = 200
@@ -39,10 +40,10 @@ def test_nonconvex_rate_bound_has_no_violation(amplitude, noise, batch, seed):
     gammas, rhos = cv.nonconvex_schedule(family.smoothness, STEPS)
     runs = _jit_mc(family.curvature_amplitude, family.batch, w0, gammas, rhos, batch)
     per_seed = np.asarray(runs.grad_norm_sq[:, :STEPS].mean(axis=1))  # (1/T) Σ_{t<T} ‖∇L(w_t)‖²
-    estimate = cv.monte_carlo_mean(per_seed)
+    estimate = estimate_mean(per_seed)
     gap0 = float(family.loss_fn(w0, family.batch)) - family.min_loss
     bound = cv.nonconvex_bound(family.smoothness, family.noise_variance, batch, STEPS, gap0)
-    assert estimate.mean - 3 * estimate.stderr <= bound, (estimate, bound)
+    assert estimate.estimate - 3 * estimate.standard_error <= bound, (estimate, bound)
     # Progress is real: the last gradients are smaller than the first.
     assert np.mean(runs.grad_norm_sq[:, -20:]) < np.mean(runs.grad_norm_sq[:, 0]) + 1e-12
 
@@ -68,10 +69,10 @@ def test_pl_rate_bound_has_no_violation(spectrum, center_scale, batch, seed):
     gammas, rhos = cv.pl_schedule(beta, mu, STEPS)
     runs = _jit_mc_quadratic(jnp.asarray(family.A), family.batch, w0, gammas, rhos, batch)
     gaps = np.asarray(runs.loss[:, -1]) - family.min_loss
-    estimate = cv.monte_carlo_mean(gaps)
+    estimate = estimate_mean(gaps)
     gap0 = float(family.loss_fn(w0, family.batch)) - family.min_loss
     bound = cv.pl_bound(beta, mu, family.noise_variance, batch, STEPS, gap0)
-    assert estimate.mean - 3 * estimate.stderr <= bound, (estimate, bound)
+    assert estimate.estimate - 3 * estimate.standard_error <= bound, (estimate, bound)
     # L* is exact: no run ever goes below it. (The final gap may exceed gap0 when w0 starts
     # inside the noise floor γσ²/b, so "progress" is not asserted here.)
     assert np.all(gaps >= -1e-12 * max(1.0, abs(family.min_loss)))
@@ -128,4 +129,4 @@ def test_bad_input():
         cv.run_stochastic_usam(lambda w, b: jnp.sum(w), jnp.ones(2), {"c": jnp.ones((3, 2))},
                                gammas=np.ones(3), rhos=np.ones(2), batch=1, key=jax.random.PRNGKey(0))
     with pytest.raises(ValueError, match="samples"):
-        cv.monte_carlo_mean([1.0])
+        estimate_mean([1.0])

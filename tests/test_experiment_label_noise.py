@@ -16,7 +16,7 @@ import optax
 import pytest
 from matplotlib.figure import Figure
 
-from experiments import _mlp_training as mt
+from samtheory import mlp_training as mt
 from experiments import label_noise as ln
 from samtheory import sam, train
 from samtheory.data import ArrayDataset, num_noisy_labels

@@ -55,25 +55,25 @@ def _toy_problem(n=256, d=6, sizes=(6, 12, 3), seed=0):
 
 def test_zero_variance_gives_the_deterministic_error_exactly():
     params, x, y = _toy_problem()
-    errors = int(jnp.sum(pb.misclassified(predict(params, x), y)))
+    errors = int(jnp.sum(bounds.misclassified(predict(params, x), y)))
     assert 0 < errors < len(y)
     assert errors == round(float(bounds.zero_one_loss(predict(params, x), y)) * len(y))
     rounds = 3
     zeros = jax.tree.map(jnp.zeros_like, params)
     for variances in (0.0, zeros):
-        count = pb.perturbed_error_count(params, variances, x, y, jax.random.PRNGKey(1), rounds, activation=ACTIVATION)
+        count = mlp.perturbed_error_count(params, variances, x, y, jax.random.PRNGKey(1), rounds, activation=ACTIVATION)
         assert int(count) == rounds * errors
     # And through Foret's σ: a tiny ρ perturbs nothing.
     sigma = bounds.foret_posterior_std(1e-9, mlp.param_count(params), len(y))
-    count = pb.perturbed_error_count(params, sigma**2, x, y, jax.random.PRNGKey(2), 1, activation=ACTIVATION)
+    count = mlp.perturbed_error_count(params, sigma**2, x, y, jax.random.PRNGKey(2), 1, activation=ACTIVATION)
     assert int(count) == errors
 
 
 def test_isotropic_and_constant_diagonal_variances_agree():
     params, x, _ = _toy_problem()
     key = jax.random.PRNGKey(3)
-    iso = pb.gaussian_network_logits(params, 0.04, x, key, activation=ACTIVATION)
-    diag = pb.gaussian_network_logits(params, jax.tree.map(lambda a: jnp.full_like(a, 0.04), params), x, key,
+    iso = mlp.gaussian_network_logits(params, 0.04, x, key, activation=ACTIVATION)
+    diag = mlp.gaussian_network_logits(params, jax.tree.map(lambda a: jnp.full_like(a, 0.04), params), x, key,
                                       activation=ACTIVATION)
     np.testing.assert_allclose(iso, diag, rtol=1e-10, atol=1e-12)
     assert not np.allclose(iso, predict(params, x), atol=1e-3)  # the noise is really there
@@ -96,7 +96,7 @@ def test_per_example_draws_agree_with_whole_weight_draws(kind):
 
     whole = bounds.gaussian_perturbed_losses(error, params, (x, y), std, key=jax.random.PRNGKey(4), num_samples=4000)
     rounds = 200
-    count = pb.perturbed_error_count(params, variances, x, y, jax.random.PRNGKey(5), rounds, activation=ACTIVATION)
+    count = mlp.perturbed_error_count(params, variances, x, y, jax.random.PRNGKey(5), rounds, activation=ACTIVATION)
     per_example = float(count) / (len(y) * rounds)
     unperturbed = float(bounds.zero_one_loss(predict(params, x), y))
     assert abs(per_example - unperturbed) > 0.02  # the perturbation matters at this scale
@@ -203,7 +203,7 @@ def test_certified_bound_lies_above_its_arguments_and_grows_as_delta_shrinks():
     prior_mean = mlp.init_mlp(jax.random.PRNGKey(9), (6, 12, 3))
     posterior = _toy_posterior(params)
     variances = jax.tree.map(jnp.exp, posterior.log_variance)
-    count = pb.perturbed_error_count(params, variances, x, y, jax.random.PRNGKey(7), 20, activation=ACTIVATION)
+    count = mlp.perturbed_error_count(params, variances, x, y, jax.random.PRNGKey(7), 20, activation=ACTIVATION)
     grid = {"grid_scale": 0.1, "grid_resolution": 100.0, "delta_prime": 0.01}
     terms = dr.certify(posterior, prior_mean, count, 20 * len(y), len(y), delta=0.025, **grid)
     assert 0 < terms["train_error_mc"] < terms["train_error_upper"] < terms["bound"] <= 1

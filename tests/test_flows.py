@@ -156,7 +156,7 @@ def test_loss_event_stops_at_the_first_crossing(seed, tol):
         t_hi *= 2
     t_cross = scipy.optimize.brentq(lambda t: np.log(loss_at(t) / tol), 0.0, t_hi, xtol=1e-14)
     res = flows.solve_flow(ERM(), quad_loss, {"w": jnp.asarray(w0)}, quad_data(a), t_final=200.0,
-                           rtol=1e-10, atol=1e-12, stop_when_loss_below=tol)
+                           rtol=1e-10, atol=1e-12, stop=flows.Stop(loss_below=tol))
     assert int(res.reason) == Termination.LOSS_BELOW
     assert float(res.final_time) < 200.0
     assert abs(float(res.final_metrics["loss"]) / tol - 1) < 1e-7
@@ -172,7 +172,7 @@ def test_loss_event_stops_at_the_first_crossing(seed, tol):
 def test_loss_event_already_satisfied_stops_at_zero():
     a, w0 = _random_quadratic(0)
     res = flows.solve_flow(ERM(), quad_loss, {"w": jnp.asarray(w0)}, quad_data(a), t_final=5.0,
-                           rtol=1e-10, atol=1e-12, stop_when_loss_below=1e3)
+                           rtol=1e-10, atol=1e-12, stop=flows.Stop(loss_below=1e3))
     assert int(res.reason) == Termination.LOSS_BELOW and float(res.final_time) == 0.0
     np.testing.assert_array_equal(res.final_params["w"], w0)
 
@@ -185,7 +185,7 @@ def test_steady_state_event():
     speed_at = lambda t: np.linalg.norm(lam * c * np.exp(-t * lam))
     t_first = scipy.optimize.brentq(lambda t: speed_at(t) - tol, 0.0, 500.0)
     res = flows.solve_flow(ERM(), quad_loss, {"w": jnp.asarray(w0)}, quad_data(a), t_final=500.0,
-                           rtol=1e-10, atol=1e-12, stop_at_steady_state=tol)
+                           rtol=1e-10, atol=1e-12, stop=flows.Stop(steady_state=tol))
     assert int(res.reason) == Termination.STEADY_STATE
     assert np.linalg.norm(a @ np.asarray(res.final_params["w"])) < tol
     # Checked at step ends: never before the first time ‖ẇ‖ < tol, and within a step of it.
@@ -362,10 +362,8 @@ def test_stiff_solver_on_a_sam_flow():
         (dict(t_final=1.0, rtol=0.0), "rtol"),
         (dict(t_final=1.0, solver="rk4000"), "solver"),
         (dict(t_final=1.0, solver="euler"), "dt0"),
-        (dict(t_final=1.0, max_steps=0), "max_steps"),
         (dict(t_final=1.0, save_at=np.array([0.0, 2.0])), "save_at"),
-        (dict(t_final=1.0, stop_at_steady_state=-1.0), "stop_at_steady_state"),
-        (dict(t_final=1.0, stop_when_loss_below=float("nan")), "stop_when_loss_below"),
+        (dict(t_final=1.0, stop=1e-3), "stop"),
         (dict(t_final=1.0, stepsize_controller="pid"), "stepsize_controller"),
     ],
 )
@@ -373,6 +371,16 @@ def test_bad_arguments_are_named(kwargs, name):
     a, w0 = _random_quadratic(0)
     with pytest.raises(ValueError, match=name):
         flows.solve_flow(ERM(), quad_loss, {"w": jnp.asarray(w0)}, quad_data(a), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [(dict(max_steps=0), "max_steps"), (dict(steady_state=-1.0), "steady_state"),
+     (dict(loss_below=float("nan")), "loss_below")],
+)
+def test_bad_stopping_is_named(kwargs, name):
+    with pytest.raises(ValueError, match=name):
+        flows.Stop(**kwargs)
 
 
 def test_bad_variant_is_named():

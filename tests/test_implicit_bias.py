@@ -21,7 +21,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from samtheory import implicit_bias as ib
+from samtheory.theory import implicit_bias as ib
 from samtheory.models import dln
 
 N, D = 5, 12  # fixed shapes: the solver compiles once for the whole file

@@ -309,7 +309,7 @@ def test_registered_name_must_match(register):
     register(make_module("fig_a"))
     sys.modules["experiments.fig_a"] = mod  # restored by monkeypatch.setitem's teardown
     with pytest.raises(figures.FigureProtocolError, match="must equal"):
-        figures.load_figure_module("fig_a")
+        figures.load_figure_module("fig_a", figures.FigureRegistry("experiments"))
 
 
 # ---------------------------------------------------------------- cli.py

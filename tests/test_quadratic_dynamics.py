@@ -8,7 +8,7 @@ from _problems import make_quadratic_loss, spd_matrices
 from hypothesis import assume, event, given
 from hypothesis import strategies as st
 
-from samtheory import quadratic_dynamics as qd
+from samtheory.theory import quadratic_dynamics as qd
 from samtheory import sam, train
 
 DIM = 4

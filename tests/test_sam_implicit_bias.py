@@ -2,7 +2,7 @@
 
 Exact form: the limit of the unnormalized SAM flow on the w± diagonal network
 is argmin Q_{α_eff} s.t. Xβ = y with α_eff = α exp(−ρΔ), Δ from
-samtheory.sam_implicit_bias.delta_rate integrated along the flow.
+samtheory.theory.sam_implicit_bias.delta_rate integrated along the flow.
 First-order form: Δ computed with r̃ → r along the ERM flow predicts log α_eff
 with an O(ρ²) error (fitted slope).
 """
@@ -15,8 +15,8 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from samtheory import flows, sam, train
-from samtheory import sam_implicit_bias as sib
-from samtheory.implicit_bias import min_entropy_interpolator
+from samtheory.theory import sam_implicit_bias as sib
+from samtheory.theory.implicit_bias import min_entropy_interpolator
 from samtheory.models import dln
 
 N, D = 5, 12
@@ -30,7 +30,7 @@ def _sam_flow(kind, x, y, alpha, rho, *, rtol=1e-10, stop=1e-18, max_steps=30_00
     variant = sam.SAM(rho, m=None if kind == "n_sam" else 1, normalize=False)
     return flows.solve_flow(
         variant, dln.loss_pm, dln.init_pm(x.shape[1], alpha), data, t_final=1e5, rtol=rtol, atol=rtol * 1e-2,
-        log_coordinates=True, stop_when_loss_below=stop, save_params=False, max_steps=max_steps,
+        log_coordinates=True, stop=flows.Stop(loss_below=stop, max_steps=max_steps), save_params=False,
         auxiliary=lambda t, w: sib.delta_rate(kind, w, data, rho),
     )
 
@@ -70,7 +70,7 @@ def test_first_order_delta_has_error_of_order_rho_squared():
     for kind in ("n_sam", "one_sam"):
         erm = flows.solve_flow(
             sam.ERM(), dln.loss_pm, dln.init_pm(D, alpha), data, t_final=1e5, rtol=1e-10, atol=1e-12,
-            log_coordinates=True, stop_when_loss_below=1e-18, save_params=False,
+            log_coordinates=True, stop=flows.Stop(loss_below=1e-18), save_params=False,
             auxiliary=lambda t, w: sib.delta_rate(kind, w, data, 0.0, first_order=True),
         )
         first_order = np.asarray(erm.final_integral)
@@ -95,7 +95,7 @@ def test_one_sam_moves_alpha_about_n_times_more_than_n_sam():
         data = {"x": jnp.asarray(x), "y": jnp.asarray(x @ beta_star)}
         both = lambda t, w: {k: sib.delta_rate(k, w, data, 0.0, first_order=True) for k in ("n_sam", "one_sam")}
         erm = flows.solve_flow(sam.ERM(), dln.loss_pm, dln.init_pm(d, 0.1), data, t_final=1e4, rtol=1e-8,
-                               atol=1e-10, log_coordinates=True, stop_when_loss_below=1e-14, save_params=False,
+                               atol=1e-10, log_coordinates=True, stop=flows.Stop(loss_below=1e-14), save_params=False,
                                auxiliary=both)
         delta = erm.final_integral
         ratios.append(float(jnp.sum(delta["one_sam"]) / jnp.sum(delta["n_sam"])))
@@ -109,7 +109,7 @@ def test_uv_initialization_is_q_of_half_c():
     x, y = _instance(3)
     c = 0.4
     result = flows.solve_flow(sam.ERM(), dln.loss_uv, dln.init_uv(D, c), {"x": x, "y": y}, t_final=1e5,
-                              rtol=1e-11, atol=1e-13, stop_when_loss_below=1e-22, save_params=False)
+                              rtol=1e-11, atol=1e-13, stop=flows.Stop(loss_below=1e-22), save_params=False)
     assert int(result.reason) == LOSS_EVENT
     expected = min_entropy_interpolator(x, y, c / 2).beta
     np.testing.assert_allclose(dln.beta_uv(result.final_params), expected, rtol=0, atol=1e-8)
@@ -146,7 +146,7 @@ def test_woodworth_limit_error_shrinks_with_tolerance_and_is_first_order_in_the_
     for rtol in (1e-5, 1e-7, 1e-9):
         result = jax.jit(lambda: flows.solve_flow(
             sam.ERM(), dln.loss_pm, dln.init_pm(D, alpha), data, t_final=1e5, rtol=rtol, atol=rtol * 1e-2,
-            stop_when_loss_below=1e-18, save_params=False, max_steps=100_000))()
+            stop=flows.Stop(loss_below=1e-18, max_steps=100_000), save_params=False))()
         errors.append(np.max(np.abs(np.asarray(dln.beta_pm(result.final_params)) - target)))
     assert errors[0] > errors[1] > errors[2] and errors[2] < 1e-8, errors
 

@@ -128,7 +128,7 @@ def test_second_order_gradient_matches_finite_differences(problem, rho):
     @jax.jit
     def objective(flat_w):
         w = unflatten(flat_w)
-        eps = variant.perturbation(tanh_net_loss, w, batch)
+        eps = sam.chunk_perturbation(variant, tanh_net_loss, w, batch)
         return tanh_net_loss(jax.tree.map(jnp.add, w, eps), batch)
 
     flat_w, unflatten = jax.flatten_util.ravel_pytree(params)
@@ -218,8 +218,8 @@ def test_multi_step_ascent_with_linear_loss_is_a_fixed_point():
     loss = lambda w, b: jnp.mean(b["x"] @ w["v"])
     params = {"v": jnp.array([0.3, -1.0, 2.0])}
     for p in (2, math.inf):
-        one = sam.SAM(0.5, p=p).perturbation(loss, params, batch)
-        many = sam.SAM(0.5, p=p, ascent_steps=4).perturbation(loss, params, batch)
+        one = sam.chunk_perturbation(sam.SAM(0.5, p=p), loss, params, batch)
+        many = sam.chunk_perturbation(sam.SAM(0.5, p=p, ascent_steps=4), loss, params, batch)
         np.testing.assert_allclose(many["v"], one["v"], rtol=1e-13)
 
 
@@ -233,7 +233,7 @@ def test_multi_step_ascent_stays_in_the_ball(p, problem, rho):
 
 @jax.jit
 def _jit_perturbation(variant, params, batch):
-    return variant.perturbation(tanh_net_loss, params, batch)
+    return sam.chunk_perturbation(variant, tanh_net_loss, params, batch)
 
 
 def test_usam_multi_step_is_repeated_gradient_ascent():
@@ -243,7 +243,7 @@ def test_usam_multi_step_is_repeated_gradient_ascent():
     for _ in range(3):
         g = jax.grad(tanh_net_loss)(jax.tree.map(jnp.add, params, eps), batch)
         eps = jax.tree.map(lambda e, gi: e + rho * gi, eps, g)
-    got = sam.SAM(rho, normalize=False, ascent_steps=3).perturbation(tanh_net_loss, params, batch)
+    got = sam.chunk_perturbation(sam.SAM(rho, normalize=False, ascent_steps=3), tanh_net_loss, params, batch)
     np.testing.assert_allclose(flat(got), flat(eps), rtol=1e-13)
 
 

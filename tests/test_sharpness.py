@@ -333,7 +333,7 @@ def test_hutchinson_is_within_a_few_standard_errors_of_the_trace(problem):
     h = np.asarray(dense_hessian(tanh_net_loss, params, batch))
     got = hutchinson(tanh_net_loss, params, batch, key=KEY, rel_tol=0.0, max_probes=256)
     # rel_tol = 0 runs the whole budget, unless the samples have no spread at all.
-    assert int(got.num_probes) == 256 or (float(got.standard_error) == 0.0 and int(got.num_probes) == 32)
+    assert int(got.num_samples) == 256 or (float(got.standard_error) == 0.0 and int(got.num_samples) == 32)
     exact_se = rademacher_std(h) / 16.0
     assert abs(float(got.estimate) - np.trace(h)) <= 4.5 * exact_se + 1e-12 * np.abs(h).sum()
     # The reported SE estimates the exact one (256 probes: within a factor 1.5).
@@ -358,7 +358,7 @@ def test_hutchinson_stops_at_the_first_batch_meeting_the_rule():
     params, batch, a = _fixed_quadratic(eigs=np.linspace(0.5, 3.0, QUAD_DIM))
     kwargs = dict(key=KEY, probes_per_batch=8, min_probes=16)
     got = hutchinson(quad_loss, params, batch, rel_tol=rel_tol, max_probes=4096, **kwargs)
-    used = int(got.num_probes)
+    used = int(got.num_samples)
     assert used % 8 == 0 and 16 <= used < 4096
     assert float(got.standard_error) <= rel_tol * abs(float(got.estimate))
     # The same probes with a fixed budget: identical prefix, and one batch fewer fails the rule.
@@ -376,7 +376,7 @@ def test_hutchinson_is_exact_for_a_diagonal_hessian_and_validates_its_arguments(
     got = hutchinson(quad_loss, params, diagonal, key=KEY, rel_tol=0.0, probes_per_batch=8, min_probes=16,
                      max_probes=4096)
     np.testing.assert_allclose(got.estimate, eigs.sum(), rtol=1e-13, atol=1e-13)
-    assert float(got.standard_error) == 0.0 and int(got.num_probes) == 16
+    assert float(got.standard_error) == 0.0 and int(got.num_samples) == 16
     for bad in [dict(probes_per_batch=1), dict(min_probes=40), dict(min_probes=64, max_probes=32)]:
         with pytest.raises(ValueError):
             sh.hutchinson_trace(quad_loss, params, batch, key=KEY, **bad)

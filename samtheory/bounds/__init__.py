@@ -27,6 +27,7 @@ from samtheory.bounds.dziugaite_roy import (
     DziugaiteRoyPosterior,
     dziugaite_roy_bound,
     dziugaite_roy_certify,
+    dziugaite_roy_grid_bound,
     dziugaite_roy_optimize,
 )
 from samtheory.bounds.foret import (
@@ -43,7 +44,7 @@ from samtheory.bounds.foret import (
 )
 from samtheory.bounds.gaussian_kl import diagonal_gaussian_kl, isotropic_gaussian_kl
 from samtheory.bounds.kl import binary_kl, kl_inverse, kl_inverse_lower
-from samtheory.bounds.losses import clipped_cross_entropy, zero_one_loss
+from samtheory.bounds.losses import clipped_cross_entropy, misclassified, zero_one_loss
 from samtheory.bounds.monte_carlo import (
     MonteCarloBound,
     gaussian_loss_bound,
@@ -60,12 +61,12 @@ from samtheory.bounds.pac_bayes import (
 __all__ = [
     "binary_kl", "kl_inverse", "kl_inverse_lower",
     "isotropic_gaussian_kl", "diagonal_gaussian_kl",
-    "zero_one_loss", "clipped_cross_entropy",
+    "misclassified", "zero_one_loss", "clipped_cross_entropy",
     "gaussian_perturbed_losses", "monte_carlo_upper_bound", "gaussian_loss_bound", "MonteCarloBound",
     "grid_union_cost", "pac_bayes_kl_budget", "pac_bayes_kl_bound", "mcallester_bound",
     "foret_posterior_std", "foret_theorem2_bound", "foret_eq13_bound", "foret_grid_prior",
     "foret_kl_bound", "foret_monte_carlo_bound",
     "ForetBound", "ForetGridPrior", "ForetKlBound", "ForetMonteCarloBound",
-    "dziugaite_roy_optimize", "dziugaite_roy_certify", "dziugaite_roy_bound",
+    "dziugaite_roy_optimize", "dziugaite_roy_certify", "dziugaite_roy_grid_bound", "dziugaite_roy_bound",
     "DziugaiteRoyPosterior", "DziugaiteRoyBound",
 ]

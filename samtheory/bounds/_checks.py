@@ -4,8 +4,6 @@ They follow :mod:`samtheory._validation`: a concrete value is checked and a
 ``ValueError`` names the parameter; a traced value is let through (the
 functions then return NaN where the input is out of range, so nothing
 invalid looks like a bound).
-
-Conventions: none apply.
 """
 
 from __future__ import annotations

@@ -20,7 +20,10 @@ differentiable surrogate of the 0-1 loss,
                  + √[(KL(Q‖P_λ) + 2 ln max(1, b ln(c/λ)) + ln(π²/6) + ln(n/δ)) / (2(n − 1))],
 
 with one reparametrized noise draw per step on a random minibatch (an
-unbiased estimate of the first term), optax, and ``lax.scan``. The
+unbiased estimate of the first term), optax, and ``lax.scan``. It keeps its
+own loop rather than :func:`samtheory.train.run`, because it descends a
+bound over ``(w, ln s, ln λ)`` with fresh noise in the objective, not a SAM
+direction of a loss over the weights. The
 ``max(1, ·)`` keeps the surrogate on the grid's range ``j ≥ 1`` (without
 it, ``2 ln(b ln(c/λ)) → −∞`` as ``λ → c`` would reward leaving it).
 
@@ -68,6 +71,7 @@ __all__ = [
     "DziugaiteRoyBound",
     "dziugaite_roy_optimize",
     "dziugaite_roy_certify",
+    "dziugaite_roy_grid_bound",
     "dziugaite_roy_bound",
 ]
 
@@ -254,6 +258,44 @@ def dziugaite_roy_optimize(
     return DziugaiteRoyPosterior(unravel(w), unravel(log_s), log_lam, objective)
 
 
+def dziugaite_roy_grid_bound(
+    posterior: DziugaiteRoyPosterior, prior_mean, train_error_upper, n: int, *,
+    grid_scale: float, grid_resolution: float, delta: float,
+) -> dict:
+    """The kl-form bound at the better of the two grid points around the optimized ``λ``.
+
+    Rounds ``j = b ln(c/λ)`` to ``⌊j⌋`` and ``⌈j⌉`` (at least 1) and keeps
+    the one with the smaller bound on ``train_error_upper`` (``ê⁺``); the
+    union bound covers every ``j``. Pure; ``vmap``-able over posteriors.
+
+    Returns:
+      dict of 0-d arrays: ``bound``, ``kl``, ``kl_budget``, ``log_union_cost``,
+      ``grid_index``, ``prior_variance``, ``mcallester_bound`` (the
+      square-root form at the same posterior and prior).
+
+    Conventions: [bounds].
+    """
+    position = grid_resolution * (math.log(grid_scale) - posterior.log_prior_variance)
+    candidates = jnp.maximum(jnp.stack([jnp.floor(position), jnp.ceil(position)]), 1.0)
+    log_lambdas = math.log(grid_scale) - candidates / grid_resolution
+    kls = jax.vmap(lambda ll: diagonal_gaussian_kl(posterior.mean, posterior.log_variance, prior_mean, ll))(
+        log_lambdas
+    )
+    costs = grid_union_cost(candidates)
+    bounds = pac_bayes_kl_bound(train_error_upper, kls, n, delta, costs)
+    best = jnp.argmin(bounds)
+    kl, cost = kls[best], costs[best]
+    return {
+        "bound": bounds[best],
+        "kl": kl,
+        "kl_budget": pac_bayes_kl_budget(kl, n, delta, cost),
+        "log_union_cost": cost,
+        "grid_index": candidates[best],
+        "prior_variance": jnp.exp(log_lambdas[best]),
+        "mcallester_bound": mcallester_bound(train_error_upper, kl, n, delta, cost),
+    }
+
+
 def dziugaite_roy_certify(
     predict_fn: Callable,
     x_train,
@@ -302,27 +344,15 @@ def dziugaite_roy_certify(
         train_error, posterior.mean, data, std, key=key, num_samples=num_mc_samples,
         delta_prime=delta_prime, chunk_size=mc_chunk_size,
     )
-    position = grid_resolution * (math.log(grid_scale) - posterior.log_prior_variance)
-    candidates = jnp.maximum(jnp.stack([jnp.floor(position), jnp.ceil(position)]), 1.0)
-    log_lambdas = math.log(grid_scale) - candidates / grid_resolution
-    kls = jax.vmap(lambda ll: diagonal_gaussian_kl(posterior.mean, posterior.log_variance, prior_mean, ll))(
-        log_lambdas
+    grid = dziugaite_roy_grid_bound(
+        posterior, prior_mean, monte_carlo.upper, n,
+        grid_scale=grid_scale, grid_resolution=grid_resolution, delta=delta,
     )
-    costs = grid_union_cost(candidates)
-    bounds = pac_bayes_kl_bound(monte_carlo.upper, kls, n, delta, costs)
-    best = jnp.argmin(bounds)
-    kl, cost = kls[best], costs[best]
     return DziugaiteRoyBound(
-        bound=bounds[best],
-        kl=kl,
-        kl_budget=pac_bayes_kl_budget(kl, n, delta, cost),
-        log_union_cost=cost,
-        grid_index=candidates[best],
-        prior_variance=jnp.exp(log_lambdas[best]),
+        **grid,
         train_error_mc=monte_carlo.mean,
         train_error_standard_error=monte_carlo.standard_error,
         train_error_upper=monte_carlo.upper,
-        mcallester_bound=mcallester_bound(monte_carlo.upper, kl, n, delta, cost),
         mean_train_error=train_error(posterior.mean, data),
         posterior=posterior,
         n=n,

@@ -51,7 +51,7 @@ from samtheory.bounds._checks import check_at_least, check_open_probability, che
 from samtheory.bounds.gaussian_kl import isotropic_gaussian_kl
 from samtheory.bounds.monte_carlo import MonteCarloBound, gaussian_loss_bound
 from samtheory.bounds.pac_bayes import grid_union_cost, pac_bayes_kl_bound
-from samtheory.sam.oracle import batch_size
+from samtheory.batching import batch_size
 
 __all__ = [
     "ForetBound",

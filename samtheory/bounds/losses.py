@@ -17,7 +17,7 @@ import jax.numpy as jnp
 
 from samtheory._validation import check_positive
 
-__all__ = ["zero_one_loss", "clipped_cross_entropy"]
+__all__ = ["misclassified", "zero_one_loss", "clipped_cross_entropy"]
 
 
 def _two_class_scores(scores):
@@ -40,6 +40,19 @@ def _checked(scores, labels):
     return scores, labels
 
 
+def misclassified(scores, labels) -> jax.Array:
+    """``(n,)`` bools: the label's score is not strictly the largest (a tie is an error).
+
+    Arguments as in :func:`zero_one_loss`, whose per-example terms these are.
+    Conventions: [bounds].
+    """
+    scores, labels = _checked(scores, labels)
+    own = jnp.take_along_axis(scores, labels[:, None], axis=1)[:, 0]
+    is_label = jax.nn.one_hot(labels, scores.shape[1], dtype=bool)
+    best_other = jnp.max(jnp.where(is_label, -jnp.inf, scores), axis=1)
+    return own <= best_other
+
+
 def zero_one_loss(scores, labels) -> jax.Array:
     """Fraction of examples whose label's score is not strictly the largest.
 
@@ -54,11 +67,8 @@ def zero_one_loss(scores, labels) -> jax.Array:
 
     Conventions: [loss-mean], [bounds].
     """
-    scores, labels = _checked(scores, labels)
-    own = jnp.take_along_axis(scores, labels[:, None], axis=1)[:, 0]
-    is_label = jax.nn.one_hot(labels, scores.shape[1], dtype=bool)
-    best_other = jnp.max(jnp.where(is_label, -jnp.inf, scores), axis=1)
-    return jnp.mean((own <= best_other).astype(scores.dtype))
+    dtype = jnp.result_type(scores)
+    return jnp.mean(misclassified(scores, labels).astype(dtype))
 
 
 def clipped_cross_entropy(scores, labels, min_probability=1e-4) -> jax.Array:

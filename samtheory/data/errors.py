@@ -1,7 +1,4 @@
-"""The one exception type of :mod:`samtheory.data`.
-
-Conventions: none apply (infrastructure).
-"""
+"""The one exception type of :mod:`samtheory.data`."""
 
 from __future__ import annotations
 

@@ -9,8 +9,6 @@ The reader refuses anything that does not match its header exactly: a
 payload that is shorter *or longer* than the dimensions say, an unknown type
 code, a truncated or corrupt gzip stream. Each of these raises
 :class:`~samtheory.data.DataError` naming the file.
-
-Conventions: none apply (file format only).
 """
 
 from __future__ import annotations

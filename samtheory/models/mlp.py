@@ -48,8 +48,11 @@ import numpy as np
 from jax.typing import ArrayLike, DTypeLike
 
 from samtheory._validation import check_positive, check_positive_int, concrete_values
+from samtheory.bounds.losses import misclassified
 
 __all__ = [
+    "gaussian_network_logits",
+    "perturbed_error_count",
     "ACTIVATIONS",
     "INITIALIZATIONS",
     "Dense",
@@ -244,3 +247,60 @@ def accuracy(params: MLPParams, batch: Batch, *, activation: str = "relu") -> ja
 def zero_one_error(params: MLPParams, batch: Batch, *, activation: str = "relu") -> jax.Array:
     """``1 − accuracy``: the mean 0-1 loss. Conventions: [loss-mean]."""
     return 1 - accuracy(params, batch, activation=activation)
+
+
+def gaussian_network_logits(params: MLPParams, variances, x: jax.Array, key: jax.Array, *, activation: str) -> jax.Array:
+    """Logits of ``w + ε``, ``ε ~ N(0, diag variances)``, with an independent ``ε`` for every row of ``x``.
+
+    Layer by layer, given the previous layer's output ``h`` of one example,
+    the pre-activations are independent Gaussians with mean ``h W + b`` and
+    variance ``h² s_W + s_b`` (exactly, because each weight's noise enters
+    one unit only); sampling them is sampling ``ε`` for that example.
+
+    Args:
+      params: the posterior mean ``w``.
+      variances: a scalar ``σ²`` (isotropic) or a pytree like ``params`` of
+        per-weight variances ``s``.
+      x: ``(n, d₀)`` inputs.
+      key: PRNG key ([rng]); layer ``l`` uses ``fold_in(key, l)``.
+      activation: hidden nonlinearity.
+
+    Returns:
+      ``(n, d_L)`` logits.
+
+    Conventions: [bounds], [rng], [float].
+    """
+    nonlinearity = ACTIVATIONS[activation]
+    isotropic = not isinstance(variances, (tuple, list)) and jnp.ndim(variances) == 0
+    h = x.astype(params[0].w.dtype)
+    for index, layer in enumerate(params):
+        mean = h @ layer.w + layer.b
+        if isotropic:
+            variance = variances * (jnp.sum(h * h, axis=-1, keepdims=True) + 1)
+        else:
+            variance = (h * h) @ variances[index].w + variances[index].b
+        noise = jax.random.normal(jax.random.fold_in(key, index), mean.shape, mean.dtype)
+        pre_activation = mean + jnp.sqrt(variance) * noise
+        h = pre_activation if index == len(params) - 1 else nonlinearity(pre_activation)
+    return h
+
+
+def perturbed_error_count(
+    params: MLPParams, variances, x: jax.Array, y: jax.Array, key: jax.Array, rounds: int, *, activation: str
+) -> jax.Array:
+    """Errors among ``n · rounds`` independent draws: every example, ``rounds`` times, each with its own ``ε``.
+
+    Divided by ``n · rounds`` it is an unbiased estimate of
+    ``E_{ε~N(0, diag variances)} L_S(w + ε)`` in 0-1 loss, certified by a kl inverse
+    (:func:`samtheory.bounds.kl_inverse`). Round ``r`` uses
+    ``fold_in(key, r)``, so a larger ``rounds`` extends the same draws.
+    ``jit``/``vmap``-able; returns an ``int32`` count.
+
+    Conventions: [bounds], [loss-mean], [rng].
+    """
+
+    def one_round(r):
+        logits = gaussian_network_logits(params, variances, x, jax.random.fold_in(key, r), activation=activation)
+        return jnp.sum(misclassified(logits, y), dtype=jnp.int32)
+
+    return jnp.sum(jax.lax.map(one_round, jnp.arange(rounds)), dtype=jnp.int32)

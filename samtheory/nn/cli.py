@@ -204,7 +204,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(exit_.code or 0)
     from samtheory.data import DataError
     from samtheory.nn.checkpoint import CheckpointError
-    from samtheory.train import DivergenceError
+    from samtheory.errors import DivergenceError
 
     command = {"train": _train_command, "switching-study": _study_command, "interpolate": _interpolate_command}
     try:

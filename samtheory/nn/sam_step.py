@@ -1,9 +1,8 @@
 """One SGD step of a SAM variant on a network with (optional) BatchNorm state.
 
-The update direction is built from the variants and perturbation maps of
-:mod:`samtheory.sam` ([rho-sam], [m], [normalize]); what this module adds is
-what a network with BatchNorm needs on top of the oracle
-:func:`samtheory.sam.gradient`:
+The update direction is the oracle's, :func:`samtheory.sam.step`, on the
+raveled parameter vector ([rho-sam], [m], [normalize]); this module adds the
+loss of a network with BatchNorm state, the optimizer and the step:
 
 * **One clean pass gives everything the step reports.** The first
   forward-backward pass at ``w`` yields the loss and accuracy of the step,
@@ -13,14 +12,14 @@ what a network with BatchNorm needs on top of the oracle
   statistics never see perturbed weights, and a SAM step costs two
   forward-backward passes, an ERM step one. RandomSAM needs no ascent
   gradient, so its clean pass is forward-only.
-* **m-SAM** ([m]): the batch is reshaped into ``n/m`` contiguous chunks; the
-  clean pass, the perturbation and the perturbed pass are ``jax.vmap``-ed
-  over chunks, so each chunk has its own ``ε_C`` and its own BatchNorm batch
+* **m-SAM** ([m]): the oracle reshapes the batch into ``n/m`` contiguous
+  chunks and vmaps the clean pass, the perturbation and the perturbed pass
+  over them, so each chunk has its own ``ε_C`` and its own BatchNorm batch
   statistics (in training mode BatchNorm normalizes each chunk by its own
   mean and variance, as on the per-accelerator batches of Foret et al.; the
   running statistics move towards the mean over chunks of the chunk
   statistics). The direction is the mean of the chunk gradients. ``m=n``
-  runs the same chunked code with one chunk.
+  is n-SAM (one chunk).
 * **Weight decay** is L2 in the gradient (as PyTorch's ``SGD(weight_decay)``
   and the SAM paper): ``wd · w`` at the *unperturbed* ``w`` is added to the
   SAM direction before momentum. The perturbation is computed from the data
@@ -42,7 +41,8 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from samtheory.nn.resnet import ResNet18, apply_model
-from samtheory.sam import ERM, RandomSAM, Variant, split_into_chunks
+from samtheory import sam
+from samtheory.sam import Variant
 
 __all__ = [
     "TrainState",
@@ -102,7 +102,7 @@ def make_optimizer(
 
 def check_variant(variant: Variant) -> Variant:
     """Refuse what the network step does not implement (second-order SAM); return ``variant``."""
-    if getattr(variant, "second_order", False):
+    if variant.second_order:
         raise ValueError("variant.second_order=True is not supported by the network step")
     return variant
 
@@ -117,46 +117,17 @@ def _flat_loss_with_aux(model: ResNet18, batch_stats: Any, unravel: Callable[[ja
     return loss_fn
 
 
-def _uses_clean_gradient(variant: Variant) -> bool:
-    return not isinstance(variant, (ERM, RandomSAM))
-
-
-def _chunk(variant: Variant, loss_aux, theta: jax.Array, chunk: Batch, key, *, want_perturbation: bool = False):
-    """Clean pass, perturbation and perturbed gradient of one chunk, on flat parameters."""
-    plain_loss = lambda t, c: loss_aux(t, c)[0]  # noqa: E731
-    if _uses_clean_gradient(variant):
-        (loss, aux), clean_grad = jax.value_and_grad(loss_aux, has_aux=True)(theta, chunk)
-    else:
-        (loss, aux), clean_grad = loss_aux(theta, chunk), None
-    eps = variant.perturbation(plain_loss, theta, chunk, key, clean_grad)
-    if want_perturbation:
-        return eps
-    return jax.grad(plain_loss)(jax.lax.stop_gradient(theta + eps), chunk), loss, aux
-
-
 def _flat_direction(
     variant: Variant, model: ResNet18, theta: jax.Array, unravel, batch_stats: Any, batch: Batch, key,
     constrain_chunks: Constrain | None,
 ) -> tuple[jax.Array, Any, StepOutput]:
-    loss_aux = _flat_loss_with_aux(model, batch_stats, unravel)
-    if isinstance(variant, ERM):
-        (loss, (new_stats, correct)), grad = jax.value_and_grad(loss_aux, has_aux=True)(theta, batch)
-        return grad, new_stats, StepOutput(loss, correct)
-    if variant.needs_key and key is None:
-        raise ValueError(f"key is required by {type(variant).__name__}")
-    if variant.m is None:
-        grad, loss, (new_stats, correct) = _chunk(variant, loss_aux, theta, batch, key)
-        return grad, new_stats, StepOutput(loss, correct)
-    chunks = split_into_chunks(batch, variant.m)
-    if constrain_chunks is not None:
-        chunks = constrain_chunks(chunks)
-    num_chunks = batch[1].shape[0] // variant.m
-    keys = jax.random.split(key, num_chunks) if variant.needs_key else None
-    grads, losses, (stats, correct) = jax.vmap(
-        lambda c, k: _chunk(variant, loss_aux, theta, c, k), in_axes=(0, 0 if keys is not None else None)
-    )(chunks, keys)
-    mean0 = lambda tree: jax.tree.map(lambda x: jnp.mean(x, axis=0), tree)  # noqa: E731
-    return mean0(grads), mean0(stats), StepOutput(jnp.mean(losses), jnp.sum(correct))
+    out = sam.step(
+        variant, _flat_loss_with_aux(model, batch_stats, unravel), theta, batch, key,
+        has_aux=True, constrain_chunks=constrain_chunks,
+    )
+    stats, correct = out.aux
+    new_stats = jax.tree.map(lambda x: jnp.mean(x, axis=0), stats)
+    return out.direction, new_stats, StepOutput(jnp.mean(out.loss), jnp.sum(correct, dtype=correct.dtype))
 
 
 def sam_direction(
@@ -171,15 +142,15 @@ def sam_direction(
 ) -> tuple[Any, Any, StepOutput]:
     """The data-loss update direction of ``variant``, the new BatchNorm statistics and the step's report.
 
-    ERM: ``∇L_B(w)``. Others: ``(m/n) Σ_C ∇L_C(w + ε_C)`` with ``ε_C`` from
-    ``variant.perturbation`` at the clean chunk gradient ([rho-sam], [m]);
-    ``m=None`` is one perturbation for the whole batch. ``key`` is split per
-    chunk as in :func:`samtheory.sam.gradient` (needed by RandomSAM only).
-    The perturbation is computed on the parameters raveled into one vector
+    :func:`samtheory.sam.step` on the parameters raveled into one vector
     (norms over the whole pytree are norms of that vector, [rho-sam]): one
-    fused operation instead of several per layer, which matters for
-    compile time and for small kernels on a GPU. ``constrain_chunks`` lets
-    a data-parallel caller pin the chunk axis to devices.
+    fused operation instead of several per layer, which matters for compile
+    time and for small kernels on a GPU. ERM: ``∇L_B(w)``. Others:
+    ``(m/n) Σ_C ∇L_C(w + ε_C)`` ([m]). ``key`` is split per chunk by the
+    oracle (needed by RandomSAM only). The statistics and the report come
+    from the clean pass at ``w``, averaged (loss, statistics) or summed
+    (correct predictions) over chunks. ``constrain_chunks`` lets a
+    data-parallel caller pin the chunk axis to devices.
     Conventions: [loss-mean], [rho-sam], [m], [normalize], [rng].
     """
     check_variant(variant)
@@ -195,25 +166,13 @@ def chunk_perturbations(
 ) -> Any:
     """The perturbations ``ε_C`` of the step, stacked over chunks (leading axis ``n/m``; 1 for n-SAM).
 
-    For inspection and tests: the same code as inside :func:`sam_direction`.
-    Conventions: [rho-sam], [m], [rng].
+    For inspection and tests: :func:`samtheory.sam.perturbations` on the
+    raveled parameters, with the oracle's chunks and keys. Conventions: [rho-sam], [m], [rng].
     """
     check_variant(variant)
-    if isinstance(variant, ERM):
-        raise ValueError("variant ERM has no perturbation")
     theta, unravel = ravel_pytree(params)
     loss_aux = _flat_loss_with_aux(model, batch_stats, unravel)
-    m = batch[1].shape[0] if variant.m is None else variant.m
-    chunks = split_into_chunks(batch, m)
-    num_chunks = batch[1].shape[0] // m
-    if variant.needs_key and variant.m is not None:
-        keys = jax.random.split(key, num_chunks)
-    else:
-        keys = None if key is None else jnp.broadcast_to(key, (num_chunks, *jnp.shape(key)))
-    eps = jax.vmap(
-        lambda c, k: _chunk(variant, loss_aux, theta, c, k, want_perturbation=True),
-        in_axes=(0, 0 if keys is not None else None),
-    )(chunks, keys)
+    eps = sam.perturbations(variant, lambda t, c: loss_aux(t, c)[0], theta, batch, key)
     return jax.vmap(unravel)(eps)
 
 

@@ -24,9 +24,16 @@
 * **Checkpoints** after every epoch (atomic; :mod:`samtheory.nn.checkpoint`)
   and ``metrics.jsonl`` (one line per epoch); ``result.json`` at the end.
 * **Divergence.** A non-finite training loss stops the run at the end of
-  the segment with :class:`samtheory.train.DivergenceError` naming the epoch
+  the segment with :class:`samtheory.errors.DivergenceError` naming the epoch
   and the step; so does a non-finite test loss.
 * **Data parallel** over all devices (:mod:`samtheory.nn.parallel`).
+
+It keeps its own loop rather than :func:`samtheory.train.run`: a step
+carries BatchNorm state and a running loss/accuracy sum, the batches are
+gathered and augmented on the device inside a ``lax.while_loop`` whose
+bounds are traced (one compiled program per variant, donated buffers,
+sharded data), and the host checkpoints between segments; it switches
+variants with the same :class:`samtheory.train.VariantSchedule`.
 
 Batches are drawn without replacement; the last ``n mod batch_size``
 examples of each epoch's permutation are skipped, so every step has the same
@@ -81,8 +88,9 @@ from samtheory.nn.sam_step import (
 )
 from samtheory.nn.schedules import SCHEDULES, make_schedule
 from samtheory.results import atomic_write_json, config_to_dict, provenance
+from samtheory.errors import DivergenceError
 from samtheory.sam import ERM, SAM, RandomSAM, Variant
-from samtheory.train import DivergenceError
+from samtheory.train import VariantSchedule
 
 __all__ = [
     "VARIANTS",
@@ -92,6 +100,7 @@ __all__ = [
     "steps_per_epoch",
     "switch_step",
     "variant_at_step",
+    "variant_schedule",
     "train",
     "CHECKPOINT_NAME",
     "METRICS_NAME",
@@ -272,10 +281,23 @@ def switch_step(config: TrainConfig, spe: int) -> int | None:
     return int(round(config.switch_epoch * spe))
 
 
-def variant_at_step(config: TrainConfig, step: int, spe: int) -> str:
-    """Name of the variant of update ``step`` (0-based). Conventions: [rho-sam]."""
+def _variant_names(config: TrainConfig) -> tuple[str, ...]:
+    return (config.variant,) if config.switch_epoch is None else (config.variant, config.switch_to)
+
+
+def variant_schedule(config: TrainConfig, spe: int) -> VariantSchedule:
+    """The run's variants as a :class:`samtheory.train.VariantSchedule` (update steps, 0-based).
+
+    Conventions: [rho-sam], [m], [record].
+    """
+    variants = tuple(make_variant(name, config.rho, config.m) for name in _variant_names(config))
     at = switch_step(config, spe)
-    return config.variant if at is None or step < at else config.switch_to  # type: ignore[return-value]
+    return VariantSchedule(variants, () if at is None else (at,))
+
+
+def variant_at_step(config: TrainConfig, step: int, spe: int) -> str:
+    """Name of the variant of update ``step`` (0-based), as :func:`variant_schedule` picks it. Conventions: [rho-sam]."""
+    return _variant_names(config)[variant_schedule(config, spe).index_at(step)]
 
 
 # --------------------------------------------------------------------------
@@ -314,7 +336,7 @@ def _segment_program(spec: _ProgramSpec):
     """jit of ``run(state, sums, x, y, perm, stop, keys, mean, std) -> (state, sums, bad_step)``."""
     model = build_model(spec.model)
     _, optimizer = _optimizer(spec)
-    m = getattr(spec.variant, "m", None)
+    m = spec.variant.m
     step_fn = make_train_step(
         model, spec.variant, optimizer,
         constrain_chunks=chunk_constraint(spec.mesh, spec.batch_size // m) if m else None,
@@ -549,9 +571,11 @@ def train(
     mean, std = channel_stats(dataset.x_train)
     keys = _run_keys(config.seed)
 
-    def spec_for(name: str) -> _ProgramSpec:
+    variants = variant_schedule(config, spe)
+
+    def spec_for(variant: Variant) -> _ProgramSpec:
         return _ProgramSpec(
-            model=model_config, variant=make_variant(name, config.rho, config.m), schedule=config.schedule,
+            model=model_config, variant=variant, schedule=config.schedule,
             lr=float(config.lr), total_steps=total_steps, warmup_steps=int(round(config.warmup_epochs * spe)),
             momentum=float(config.momentum), weight_decay=float(config.weight_decay),
             batch_size=config.batch_size, spe=spe, n_train=dataset.n_train, image_shape=image_shape,
@@ -559,7 +583,7 @@ def train(
             compiler_options=tuple(sorted((compiler_options or {}).items())),
         )
 
-    schedule, optimizer = _optimizer(spec_for(config.variant))
+    schedule, optimizer = _optimizer(spec_for(variants.variants[0]))
 
     # ---- the starting state: fresh, finetuned, resumed or branched --------
     params, batch_stats = _initial_params(config, model_config, image_shape, keys["init"])
@@ -578,15 +602,16 @@ def train(
     sums0 = lambda: replicate((np.float32(0), np.int32(0), np.int32(0)), mesh)  # noqa: E731
     permutation = _permutation_program(dataset.n_train, mesh)
     perm0 = permutation(keys["permutation"], np.int32(0))
-    names = sorted({variant_at_step(config, t, spe) for t in (start_epoch * spe, total_steps - 1)}
-                   if start_epoch < config.epochs else ())
+    names = _variant_names(config)
+    used = sorted({variants.index_at(t) for t in (start_epoch * spe, total_steps - 1)}
+                  if start_epoch < config.epochs else ())
     programs, compile_s = {}, {}
-    for name in names:  # compile ahead of time, so epoch times exclude compilation
+    for i in used:  # compile ahead of time, so epoch times exclude compilation
         started = time.perf_counter()
-        programs[name] = _segment_program(spec_for(name)).lower(
+        programs[i] = _segment_program(spec_for(variants.variants[i])).lower(
             state, sums0(), x_train, y_train, perm0, np.int32(0), run_keys, mean_d, std_d
         ).compile()
-        compile_s[name] = time.perf_counter() - started
+        compile_s[names[i]] = time.perf_counter() - started
 
     # On several hosts every process computes the same replicated state; one writes it.
     writes = out_path is not None and jax.process_index() == 0
@@ -607,13 +632,13 @@ def train(
 
                 step_bar = tqdm(total=spe, desc=f"epoch {epoch + 1}", unit="step", leave=False, dynamic_ncols=True)
             for a, b in _epoch_segments(first, stop, segment_steps, at_switch):
-                name = variant_at_step(config, a, spe)
-                state, sums, bad = programs[name](state, sums, x_train, y_train, perm, np.int32(b), run_keys, mean_d, std_d)
+                which = variants.index_at(a)
+                state, sums, bad = programs[which](state, sums, x_train, y_train, perm, np.int32(b), run_keys, mean_d, std_d)
                 bad = int(bad)
                 if bad >= 0:
                     raise DivergenceError(
                         f"non-finite training loss at epoch {epoch + 1}, step {bad - first + 1} of {spe} "
-                        f"(update {bad}, variant {name}); last good checkpoint: epoch {epoch}"
+                        f"(update {bad}, variant {names[which]}); last good checkpoint: epoch {epoch}"
                     )
                 if step_bar is not None:
                     step_bar.update(b - a)

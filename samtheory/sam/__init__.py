@@ -1,7 +1,10 @@
 """The SAM-variant engine.
 
-* Variants (immutable configs): :class:`ERM`, :class:`SAM`, :class:`RandomSAM`, :class:`ASAM`.
-* The oracle: :func:`gradient` — the update direction of any variant.
+* Variants (small pure descriptions of the ascent, with declared properties):
+  :class:`ERM`, :class:`SAM`, :class:`RandomSAM`, :class:`ASAM`.
+* The oracle, which owns every ``jax.grad``: :func:`gradient` — the update
+  direction of any variant; :func:`step` — the same plus the clean loss and
+  auxiliary outputs, per chunk; :func:`chunk_perturbation` — one chunk's ``ε``.
 * Perturbation maps: :mod:`samtheory.sam.perturbation`.
 * Sharpness-aware losses of Wen, Ma & Li: :func:`worst_direction_loss`,
   :func:`ascent_direction_loss`, :func:`average_direction_loss`.
@@ -18,7 +21,7 @@ from samtheory.sam.objectives import (
     worst_direction_perturbation,
 )
 from samtheory.sam.optax_transform import SharpnessAwareState, sharpness_aware
-from samtheory.sam.oracle import batch_size, gradient, split_into_chunks
+from samtheory.sam.oracle import Step, chunk_perturbation, gradient, n_sam_gradient, perturbations, step
 from samtheory.sam.perturbation import (
     asam_perturbation,
     dual_norm_perturbation,
@@ -31,7 +34,7 @@ from samtheory.sam.variants import ASAM, ERM, SAM, RandomSAM, Variant
 
 __all__ = [
     "ERM", "SAM", "RandomSAM", "ASAM", "Variant",
-    "gradient", "batch_size", "split_into_chunks",
+    "gradient", "step", "Step", "chunk_perturbation", "perturbations", "n_sam_gradient",
     "dual_norm_perturbation", "scaled_gradient_perturbation", "project_to_ball",
     "random_sphere_perturbation", "asam_perturbation", "pytree_norm",
     "worst_direction_loss", "worst_direction_perturbation", "ascent_direction_loss",

@@ -40,7 +40,7 @@ __all__ = ["sharpness_aware", "SharpnessAwareState"]
 
 
 class SharpnessAwareState(NamedTuple):
-    """State of :func:`sharpness_aware`: the base optimizer's state. Conventions: none apply."""
+    """State of :func:`sharpness_aware`: the base optimizer's state."""
 
     base_state: optax.OptState
 

@@ -21,7 +21,8 @@ parameters' dtype ([float]).
 Conventions: docs/conventions.md, [loss-mean], [rho-sam], [m], [rng], [float].
 """
 
-from samtheory.sharpness.average import MonteCarloEstimate, average_sharpness
+from samtheory.monte_carlo import MonteCarloEstimate
+from samtheory.sharpness.average import average_sharpness
 from samtheory.sharpness.density import SpectralDensity, gaussian_smoothed_density, slq_spectral_density
 from samtheory.sharpness.hessian import flat_hessian_operator, hvp
 from samtheory.sharpness.landscape import (
@@ -39,14 +40,14 @@ from samtheory.sharpness.lanczos import (
     ritz_values,
 )
 from samtheory.sharpness.m_sharpness import MSharpness, m_sharpness
-from samtheory.sharpness.trace import TraceEstimate, hutchinson_trace
+from samtheory.sharpness.trace import hutchinson_trace
 
 __all__ = [
     "hvp", "flat_hessian_operator",
     "lanczos_tridiagonal", "ritz_values", "hessian_eigenvalues",
     "LanczosDecomposition", "RitzValues", "HessianEigenvalues",
     "slq_spectral_density", "gaussian_smoothed_density", "SpectralDensity",
-    "hutchinson_trace", "TraceEstimate",
+    "hutchinson_trace",
     "m_sharpness", "MSharpness",
     "average_sharpness", "MonteCarloEstimate",
     "filter_normalized_direction", "loss_slice_1d", "loss_slice_2d", "linear_interpolation",

@@ -20,28 +20,17 @@ Conventions: [loss-mean], [rho-sam], [rng], [float].
 
 from __future__ import annotations
 
-from typing import Callable, Literal, NamedTuple
+from typing import Callable, Literal
 
 import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from samtheory._validation import check_nonnegative, check_positive_int
+from samtheory.monte_carlo import MonteCarloEstimate
 from samtheory.sam.objectives import average_direction_samples
 
-__all__ = ["MonteCarloEstimate", "average_sharpness"]
-
-
-class MonteCarloEstimate(NamedTuple):
-    """Attributes: ``estimate``, ``standard_error`` and ``num_samples``.
-
-    ``num_samples`` counts loss evaluations; it is a Python int, or a 0-d array
-    when the function is called under ``jit``.
-    """
-
-    estimate: jax.Array
-    standard_error: jax.Array
-    num_samples: int
+__all__ = ["average_sharpness"]
 
 
 def _gaussian_samples(loss_fn, params, batch, sigma, key, num_samples, antithetic):

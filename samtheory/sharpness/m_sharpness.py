@@ -31,7 +31,7 @@ import jax.numpy as jnp
 
 from samtheory._validation import check_nonnegative
 from samtheory.sam.objectives import worst_direction_perturbation
-from samtheory.sam.oracle import batch_size, split_into_chunks
+from samtheory.batching import batch_size, split_into_chunks
 
 __all__ = ["MSharpness", "m_sharpness"]
 

@@ -28,7 +28,7 @@ Conventions: [loss-mean], [rng], [float].
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -36,23 +36,10 @@ import optax
 from jax.flatten_util import ravel_pytree
 
 from samtheory._validation import check_nonnegative, check_positive_int
+from samtheory.monte_carlo import MonteCarloEstimate
 from samtheory.sharpness.hessian import hvp
 
-__all__ = ["TraceEstimate", "hutchinson_trace"]
-
-
-class TraceEstimate(NamedTuple):
-    """A Monte Carlo trace estimate.
-
-    Attributes:
-      estimate: mean of ``zᵀ H z`` over the probes used.
-      standard_error: sample standard deviation ``/ √num_probes``.
-      num_probes: number of probes used (a multiple of ``probes_per_batch``).
-    """
-
-    estimate: jax.Array
-    standard_error: jax.Array
-    num_probes: jax.Array
+__all__ = ["hutchinson_trace"]
 
 
 def hutchinson_trace(
@@ -66,7 +53,7 @@ def hutchinson_trace(
     probes_per_batch: int = 16,
     min_probes: int = 32,
     max_probes: int = 1024,
-) -> TraceEstimate:
+) -> MonteCarloEstimate:
     """``Tr ∇²L(params)`` by Hutchinson's estimator with Rademacher probes.
 
     Args:
@@ -81,7 +68,7 @@ def hutchinson_trace(
         ``probes_per_batch`` with ``min_probes ≤ max_probes``.
 
     Returns:
-      :class:`TraceEstimate` ``(estimate, standard_error, num_probes)``.
+      :class:`samtheory.monte_carlo.MonteCarloEstimate` ``(estimate, standard_error, num_samples)``, ``num_samples`` counting the probes used (a multiple of ``probes_per_batch``).
 
     Conventions: [loss-mean], [rng], [float].
     """
@@ -135,4 +122,4 @@ def hutchinson_trace(
     zero = jnp.zeros((), dtype)
     init = (jnp.zeros((), jnp.int32), zero, zero, zero)
     _, count, mean, m2 = jax.lax.while_loop(keep_going, add_batch, init)
-    return TraceEstimate(mean, standard_error(count, m2), count.astype(jnp.int32))
+    return MonteCarloEstimate(mean, standard_error(count, m2), count.astype(jnp.int32))

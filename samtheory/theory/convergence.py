@@ -35,7 +35,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from samtheory._validation import check_nonnegative, check_positive, check_positive_int
-from samtheory.sam.oracle import batch_size, gradient
+from samtheory.batching import batch_size
+from samtheory import train
 from samtheory.sam.variants import SAM
 
 __all__ = [
@@ -45,8 +46,6 @@ __all__ = [
     "pl_schedule",
     "StochasticRun",
     "run_stochastic_usam",
-    "MonteCarloMean",
-    "monte_carlo_mean",
 ]
 
 
@@ -107,51 +106,26 @@ def run_stochastic_usam(
 
     ``gammas`` and ``rhos`` are arrays of length ``T`` (one value per step).
     Each step draws ``batch`` indices uniformly with replacement. Records the
-    full-data ``‖∇L‖²`` and ``L`` at every iterate ``w_0 … w_T``. Pure,
+    full-data ``‖∇L‖²`` and ``L`` at every iterate ``w_0 … w_T``. A call of
+    :func:`samtheory.train.run` with schedules for the step and ρ. Pure,
     ``jit``- and ``vmap``-friendly (vmap over ``key`` for Monte Carlo).
     Conventions: [loss-mean], [rho-sam], [m], [rng].
     """
-    n = batch_size(data)
     check_positive_int("batch", batch)
     gammas, rhos = jnp.asarray(gammas), jnp.asarray(rhos)
     if gammas.shape != rhos.shape or gammas.ndim != 1:
         raise ValueError(f"gammas and rhos must be 1-D of equal length, got {gammas.shape} and {rhos.shape}")
+    batch_size(data)  # raises ValueError on an inconsistent data set
     full_grad = jax.grad(loss_fn)
 
     def observe(w):
         g = full_grad(w, data)
-        return sum(jnp.sum(x**2) for x in jax.tree.leaves(g)), loss_fn(w, data)
+        return {"grad_norm_sq": sum(jnp.sum(x**2) for x in jax.tree.leaves(g)), "loss": loss_fn(w, data)}
 
-    def step(w, inputs):
-        t, gamma, rho = inputs
-        idx = jax.random.randint(jax.random.fold_in(key, t), (batch,), 0, n)
-        minibatch = jax.tree.map(lambda x: x[idx], data)
-        direction = gradient(SAM(rho, normalize=False), loss_fn, w, minibatch)
-        observed = observe(w)
-        return jax.tree.map(lambda p, d: p - gamma * d, w, direction), observed
-
-    steps = jnp.arange(gammas.shape[0])
-    final, (grad_sq, losses) = jax.lax.scan(step, params, (steps, gammas, rhos))
-    last_grad_sq, last_loss = observe(final)
-    return StochasticRun(
-        jnp.append(grad_sq, last_grad_sq), jnp.append(losses, last_loss), final
+    num_steps = gammas.shape[0]
+    result = train.run(
+        loss_fn, params, data, variant=SAM(rhos[0], normalize=False), num_steps=num_steps,
+        learning_rate=lambda t: gammas[t], rho=lambda t: rhos[t], batch_size_per_step=batch,
+        sampling="with_replacement", record_steps=np.arange(num_steps + 1), metrics_fn=observe, key=key,
     )
-
-
-class MonteCarloMean(NamedTuple):
-    """A Monte Carlo mean with its standard error and a one-sided upper confidence limit."""
-
-    mean: float
-    stderr: float
-    upper: float
-    num_samples: int
-
-
-def monte_carlo_mean(samples, z: float = 3.0) -> MonteCarloMean:
-    """Mean of i.i.d. samples, standard error and ``mean + z·SE``. Conventions: [rng]."""
-    samples = np.asarray(samples, dtype=float)
-    if samples.ndim != 1 or samples.size < 2:
-        raise ValueError(f"samples must be 1-D with at least 2 entries, got shape {samples.shape}")
-    mean = float(samples.mean())
-    stderr = float(samples.std(ddof=1) / np.sqrt(samples.size))
-    return MonteCarloMean(mean, stderr, mean + z * stderr, int(samples.size))
+    return StochasticRun(result.metrics["grad_norm_sq"], result.metrics["loss"], result.params)

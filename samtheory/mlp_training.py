@@ -1,4 +1,4 @@
-"""Training grids of MLP classifiers in one compiled call: the shared engine of the MNIST-1D figures.
+"""Training MLP classifiers: grids of runs in one compiled call (the engine of the MNIST-1D figures), and epoch-wise SGD.
 
 A *lane* is one training run: its SAM radius ``rho``, its peak learning
 rate, which of the stacked train-label sets it fits (clean or one noisy draw,
@@ -31,9 +31,10 @@ import numpy as np
 import optax
 
 from samtheory import sam, train
+from samtheory.errors import DivergenceError
 from samtheory.models import mlp
 
-__all__ = ["Lanes", "float_dtype", "lane_grid", "train_lanes", "classifier_loss"]
+__all__ = ["Lanes", "float_dtype", "lane_grid", "train_lanes", "classifier_loss", "train_mlp", "check_trained"]
 
 #: The dtypes a config may name; float32 is what the MNIST-1D figures use for speed.
 FLOAT_DTYPES = {"float32": jnp.float32, "float64": jnp.float64}
@@ -117,7 +118,7 @@ def train_lanes(
       metrics_fn: ``metrics_fn(params, labels) -> dict`` of scalars, with the
         lane's train labels.
 
-    Raises :class:`samtheory.train.DivergenceError` naming the first lane
+    Raises :class:`samtheory.errors.DivergenceError` naming the first lane
     that produced a non-finite parameter or metric.
 
     Conventions: [loss-mean], [rho-sam], [m], [normalize], [record], [rng], [float].
@@ -155,3 +156,57 @@ def train_lanes(
         jnp.asarray(lanes.label_index, jnp.int32), jnp.asarray(lanes.seed, jnp.uint32),
     )
     return train.check_finite(result, names=("lane",))
+
+
+def train_mlp(
+    variant: sam.Variant,
+    params0: mlp.MLPParams,
+    x: jax.Array,
+    y: jax.Array,
+    key: jax.Array,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    momentum: float,
+    activation: str,
+) -> tuple[mlp.MLPParams, jax.Array]:
+    """SGD with momentum and cosine decay on the MLP cross-entropy, with ``variant``'s update direction.
+
+    :func:`samtheory.train.run` with ``sampling="epochs"``: each epoch draws
+    one permutation of the ``n`` examples and walks through it in
+    ``⌊n/batch_size⌋`` minibatches (the few left over differ from epoch to
+    epoch), so every example is seen once per epoch, the usual SGD recipe.
+    Pure and ``vmap``-able over ``key``, ``params0`` and a traced
+    ``variant.rho``.
+
+    Returns:
+      ``(params, train_loss)``: the final weights and the full-training-set
+      cross-entropy after each epoch, ``(epochs,)`` (non-finite = diverged).
+
+    Conventions: [loss-mean], [rho-sam], [m], [normalize], [rng].
+    """
+    n = x.shape[0]
+    steps_per_epoch = n // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch_size must be <= the number of examples {n}, got {batch_size}")
+    num_steps = epochs * steps_per_epoch
+    optimizer = optax.sgd(optax.cosine_decay_schedule(learning_rate, num_steps), momentum=momentum)
+    result = train.run(
+        classifier_loss(activation), params0, (x, y), variant=variant, num_steps=num_steps, optimizer=optimizer,
+        batch_size_per_step=batch_size, sampling="epochs", key=key,
+        record_steps=steps_per_epoch * np.arange(1, epochs + 1),
+    )
+    return result.params, result.metrics["loss"]
+
+
+def check_trained(train_loss: np.ndarray, names: list[str]) -> None:
+    """Raise :class:`samtheory.errors.DivergenceError` naming the first run whose train loss became non-finite.
+
+    ``train_loss`` is ``(runs, epochs)``; ``names[i]`` labels run ``i``. Conventions: [record].
+    """
+    bad = ~np.all(np.isfinite(train_loss), axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        epoch = int(np.argmax(~np.isfinite(train_loss[i])))
+        raise DivergenceError(f"{int(bad.sum())} run(s) diverged; first: {names[i]} at epoch {epoch + 1}")
