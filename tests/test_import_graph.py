@@ -14,10 +14,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_HELPER = "experiments._dln_variants"
-# An arrow another session removes (the notebook's problem instance moves into
-# the library); listed here so that the test fails once it is gone, and the
-# entry with it.
-PENDING = {("experiments.dln_switching", "experiments.dln_sparse_regression")}
 
 
 def _imports(path: Path) -> set[str]:
@@ -69,8 +65,7 @@ def test_no_experiment_imports_another():
             if _is_experiment(target) and not target.startswith(SHARED_HELPER) and target != "experiments":
                 if (ROOT / (target.replace(".", "/") + ".py")).exists() or target.count(".") == 1:
                     arrows.add((source, target))
-    assert arrows - PENDING == set()
-    assert PENDING <= arrows, f"remove the resolved entries {PENDING - arrows} from PENDING"
+    assert arrows == set(), f"experiments import other experiments: {sorted(arrows)}"
 
 
 def test_the_installed_distribution_has_no_experiments_package():
