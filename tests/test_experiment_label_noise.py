@@ -52,7 +52,7 @@ def test_quick_config_runs_end_to_end(quick):
     assert result["m_sam_test_accuracy"].shape == (len(cfg.msam_rhos), num_seeds, num_records)
     assert isinstance(ln.plot(result, cfg), Figure)
     summary = ln.summary(result, cfg)
-    for name in ln.VARIANTS:
+    for name in ln.variants(cfg):
         assert 0 <= summary[f"{name}_final_test_acc_mean"] <= summary[f"{name}_best_test_acc_mean"] <= 1
     assert all(np.isfinite(v) for v in summary.values())
 
@@ -65,7 +65,7 @@ def test_erm_memorizes_and_sam_memorizes_later(quick):
     erm_first = ln.first_memorized_epoch(erm, epochs, cfg.memorized_threshold)
     assert np.all(np.isfinite(erm_first)), erm[:, -1]
     at_erm = np.searchsorted(epochs, erm_first)  # record index at which each seed's ERM reached the criterion
-    for name in ("n_sam", "m_sam"):
+    for name in ln.variants(cfg)[1:]:
         fraction = ln.memorized_fraction(result, name)
         seeds = np.arange(len(cfg.seeds))
         # When ERM has memorized, SAM has fitted fewer wrong labels, in every seed ...
@@ -89,20 +89,21 @@ def test_committed_figure_states_its_claims():
     entry = json.loads(MANIFEST.read_text()).get(ln.NAME)
     if entry is None or entry["quick"] or entry["code_version"] != ln.CODE_VERSION:
         pytest.skip("the committed label_noise figure is not of this code version")
-    assert entry["config"] == json.loads(json.dumps(dataclasses.asdict(ln.config(quick=False))))
+    full = ln.config(quick=False)
+    assert entry["config"] == json.loads(json.dumps(dataclasses.asdict(full)))
     summary = entry["summary"]
-    assert summary["erm_seeds_reaching_criterion"] == len(ln.config(quick=False).seeds)
-    for name in ("n_sam", "m_sam"):
+    assert summary["erm_seeds_reaching_criterion"] == len(full.seeds)
+    for name in ln.variants(full)[1:]:
         assert 0 < summary[f"{name}_chosen_rho_grid_index"] < summary[f"{name}_grid_size"] - 1, name
         assert summary[f"{name}_criterion_epoch_mean"] > summary["erm_criterion_epoch_mean"], name
 
 
 def test_memorization_counts_agree_with_the_train_accuracies(quick):
     """acc(noisy labels) = (uncorrupted fitted + corrupted fitted to the noisy label)/n, computed two ways."""
-    _, result, _ = quick
+    cfg, result, _ = quick
     n = result["n_train"]
     corrupted = np.rint(result["realized_noise"] * n)[:, None]
-    for name in ln.VARIANTS:
+    for name in ln.variants(cfg):
         fit_clean_subset = result[f"{name}_uncorrupted_fit"]
         fit_noisy = result[f"{name}_corrupted_fit_noisy"]
         fit_true = result[f"{name}_corrupted_fit_clean"]
@@ -121,16 +122,16 @@ def test_realized_noise_is_the_configured_rate(quick):
 
 def test_every_variant_starts_from_the_same_weights(quick):
     """Paired comparison: at step 0 all variants of one seed are the same network."""
-    _, result, _ = quick
+    cfg, result, _ = quick
     start = result["erm_test_accuracy"][..., 0]
-    for name in ("n_sam", "m_sam"):
+    for name in ln.variants(cfg)[1:]:
         for values in result[f"{name}_test_accuracy"][..., 0]:
             np.testing.assert_array_equal(values, start)
 
 
 def test_validation_choice_follows_the_rule(quick):
-    _, result, _ = quick
-    for name in ("n_sam", "m_sam"):
+    cfg, result, _ = quick
+    for name in ln.variants(cfg)[1:]:
         val = result[f"{name}_val_accuracy"][..., -1].mean(axis=-1)  # (rho,)
         assert val[result[f"{name}_chosen"]] == val.max()
 
