@@ -49,7 +49,10 @@ def test_quick_config_runs_end_to_end(quick):
     num_seeds, num_records = len(cfg.seeds), len(ln.record_steps(cfg))
     assert result["erm_test_accuracy"].shape == (num_seeds, num_records)
     assert result["n_sam_test_accuracy"].shape == (len(cfg.nsam_rhos), num_seeds, num_records)
-    assert result["m_sam_test_accuracy"].shape == (len(cfg.msam_rhos), num_seeds, num_records)
+    if cfg.msam_rhos:
+        assert result["m_sam_test_accuracy"].shape == (len(cfg.msam_rhos), num_seeds, num_records)
+    else:
+        assert "m_sam_test_accuracy" not in result
     assert isinstance(ln.plot(result, cfg), Figure)
     summary = ln.summary(result, cfg)
     for name in ln.variants(cfg):
