@@ -1,53 +1,90 @@
-"""Robustness to label noise: ERM against SAM on MNIST-1D (small-scale Foret et al. 2021, Table 4).
+"""Label noise trained until ERM memorizes: ERM against n-SAM and m-SAM on MNIST-1D at 60 % noise.
 
-Foret et al. (2021, §3.3) train a ResNet-32 on CIFAR-10 with 20–80 % of the
-train labels flipped and report clean test accuracy: SGD 84.8/68.8/48.2/26.2 %,
-SAM 95.1/93.4/90.5/77.9 %, with ρ chosen by grid search on a clean validation
-split (their App. C.1, Table 9). This figure repeats the protocol on a
-problem that runs in minutes on a CPU, and reports what it finds.
+Sources. Andriushchenko & Flammarion (2022, §5 and their Fig. 12, ResNet-18
+on CIFAR-10 with 60 % label noise, 1000 epochs): SAM does not prevent
+memorization; trained to convergence it also fits the noisy labels, only
+later than ERM, and its clean test accuracy falls when it does ("with early
+stopping, SAM is still better"). Foret et al. (2021, §3.3, Table 4): a
+ResNet-32 on CIFAR-10 trained 200 epochs with 20–80 % of the labels
+flipped, clean test accuracy SGD 84.8/68.8/48.2/26.2 %, SAM
+95.1/93.4/90.5/77.9 %; ρ = 0.1 (0.05 at 80 %), found by grid search on a
+clean 10 % validation split (their App. C.1, Table 9).
+
+What the figure shows, at 60 % noise, over training, 3 seeds (mean and
+min–max band): the fraction of the wrongly labelled train examples that
+each variant predicts as their wrong label, and the clean test accuracy.
+The memorization criterion is ``memorized_threshold`` (95 %) of the wrong
+labels fitted; the epoch each seed first reaches it is marked, and a
+variant that does not reach it in ``num_steps`` is said so in its legend
+entry. Panels (c) and (d) show every ρ of both grids: the final (and best
+over training) clean test accuracy, and the fraction of wrong labels fitted
+at the end, with the validation-chosen ρ starred.
 
 Setup (every choice is a :class:`Config` field):
 
 * **Data**: MNIST-1D (Greydanus 2020) generated locally by
   :func:`samtheory.data.load_mnist1d` into ``data_path`` (never downloaded),
-  with ``num_samples = 20 000``: 16 000 train and 4 000 test signals. The
-  standard 5 000-sample set (4 000 train) is too small for this question:
-  an MLP reaches only ≈ 63 % clean test accuracy there and memorizes
-  noisy labels within a few epochs; in an exploratory sweep at 40 % noise
-  ERM ended at ≈ 31 % and the best SAM run at ≈ 40 %. The last ``validation_size`` train signals (10 %, as in
-  Foret et al.) form a clean validation split used only to choose ρ; the
-  remaining 14 400 get the label noise.
-* **Noise** ([label-noise]): for each rate in ``noise_rates`` and each seed,
-  ``with_label_noise(train, rate, noise_seed + seed)``: exactly that fraction
-  of train labels moved to a uniformly drawn *other* class. (Foret et al.
-  follow Jiang et al. 2019, whose flips may land on the true class; their
-  rate r is our r·(1 − 1/10).) Test and validation labels are clean.
-* **Model**: :mod:`samtheory.models.mlp` 40→100→100→10, ReLU, He
-  initialization, softmax cross-entropy, computed in float32 (``dtype``)
-  for speed: the runs are compared with each other, not with float64
-  theory, and float32 halves the time.
+  ``num_samples = 10 000``: 8 000 train and 2 000 test signals. The last
+  ``validation_size`` = 800 train signals (10 %, as in Foret et al.) form a
+  clean validation split used only to choose ρ; the other 7 200 get the
+  label noise. Memorizing 4 320 random labels needs a network that is
+  overparameterized for the train set (the deep-net regime of both
+  sources): in exploratory runs a 40→100→100→10 MLP on 14 400 train
+  signals had fitted only 60 % of its wrong labels after 111 epochs, which
+  is why the previous version of this figure (28 epochs) stopped at 27 %.
+* **Noise** ([label-noise]): ``with_label_noise(train, noise_rate,
+  noise_seed + seed)``: exactly 60 % of the train labels moved to a
+  uniformly drawn *other* class (Foret et al. follow Jiang et al. 2019,
+  whose flips may land on the true class; their rate r is our
+  r·(1 − 1/10)). Test and validation labels are clean.
+* **Model**: :mod:`samtheory.models.mlp` 40→256→256→10 (77 k parameters,
+  ≈ 11 per train example), ReLU, He initialization, softmax cross-entropy,
+  in float32 (``dtype``; [float] allows it for these MLP runs, which are
+  compared with each other, not with float64 theory).
 * **Training**: SGD with momentum 0.9, learning rate 0.05 decayed to 0 by a
   cosine schedule (Foret et al.'s recipe, without weight decay so that only
-  the variant differs), minibatches of 100, ``num_steps`` = 4000 (≈ 28
-  epochs, for the time budget; a first version with 6000 steps had ERM
-  memorize more and fall 1–4 points lower, with both SAM variants above it
-  at every noise rate as here). Every variant starts from the same weights
-  and sees the same minibatches and the same noisy labels per seed (paired
-  comparison).
+  the variant differs), minibatches of 100, ``num_steps`` = 6 000
+  (≈ 83 epochs). Every variant starts from the same weights and sees the
+  same minibatches and the same noisy labels per seed (paired comparison).
+  All lanes of one variant family (every ρ and seed) run in one
+  ``jit(vmap)`` call (:mod:`experiments._mlp_training`).
+* **m-SAM is left out of the full figure** for time (its lanes cost 5.5 ms
+  per step against n-SAM's 3.3 on a CPU). An exploratory run (1 seed, same
+  setup, m = 10): ρ = 0.025 and 0.05 fitted 100 % and 99.8 % of the wrong
+  labels; ρ = 0.1 only 48 % (final test 33 %); ρ = 0.2 did not learn.
 * **Variants** ([rho-sam], [m], [normalize]): ERM; n-SAM (normalized,
   perturbation from the whole minibatch of 100) with ρ ∈ ``nsam_rhos``;
-  m-SAM with chunks of ``msam_m`` = 10 examples, ρ ∈ ``msam_rhos``. The
-  grids bracket the radii that a wider exploratory sweep found best;
-  m-SAM needs smaller radii (each chunk's gradient is noisier, and the
-  radius is per chunk).
-* **Choice of ρ**: per noise rate and variant, the ρ with the highest mean
-  (over seeds) *final* accuracy on the clean validation split — Foret et
-  al.'s rule. Test accuracy never enters the choice.
-* **Reported**: clean test accuracy at the end of training (the primary
-  number) and the best test accuracy seen over training (an oracle early
-  stop, for comparison only: it peeks at the test set); train accuracy on
-  the noisy labels and on the clean labels; the fraction of corrupted
-  examples fitted to their wrong label (memorization).
+  m-SAM with chunks of ``msam_m`` = 10 examples, ρ ∈ ``msam_rhos``.
+* **Choice of ρ**: per variant, the ρ with the highest mean (over seeds)
+  *final* accuracy on the clean validation split — Foret et al.'s rule; test
+  accuracy never enters it. Each grid reaches past its chosen ρ on both
+  sides (checked in the test and drawn in panel (c)); at the largest n-SAM
+  radius the network does not learn the clean signal at all.
+* **Reported**: clean test accuracy over training (final = the primary
+  number; best over training is an oracle early stop that peeks at the test
+  set), the fraction of wrong labels fitted, and the epoch at which each
+  seed first fits ``memorized_threshold`` of them.
+
+Why our gap is smaller than Table 4's (SAM − SGD = 42 points at 60 %):
+
+* *Training length and convergence.* Table 4's SGD run memorizes; how far
+  their SAM run fits the noise in 200 epochs is not reported. Here every
+  variant is trained until it fits ≥ 95 % of the wrong labels (or is shown
+  not to); Andriushchenko & Flammarion's Fig. 12 shows that SAM run to
+  convergence also loses its advantage (at 1000 epochs, test error 43 %
+  against ERM's 49 %, while before SAM memorized the gap was ≈ 20 points).
+* *Model and data scale.* A 77 k-parameter MLP on 7 200 one-dimensional
+  signals, whose clean accuracy without noise is far below CIFAR-10's
+  ResNet-32; there is less clean structure for either optimizer to keep.
+* *Augmentation.* Foret et al. train CIFAR-10 with data augmentation (each
+  epoch sees a different version of every image, which slows memorization
+  of a fixed wrong label); MNIST-1D here has none.
+* *ρ choice.* Their ρ was chosen on a clean validation split for the
+  bootstrapped SAM (Table 9), whose validation error is extremely sensitive
+  to ρ at 60 % noise (8.7 % at ρ = 0.1 against 47.1 % at 0.05 and 23.3 % at
+  0.2): a narrow window in which SAM fits the clean part and not the noise
+  within the training budget. We apply the same rule to the final
+  validation accuracy of a run trained to memorization.
 
 Conventions: [loss-mean], [rho-sam], [m], [normalize], [record], [rng],
 [float], [data-layout], [label-noise].
@@ -61,15 +98,21 @@ from collections.abc import Callable
 import jax.numpy as jnp
 import matplotlib
 import numpy as np
+import optax
 from matplotlib.figure import Figure
 
 from samtheory import mlp_training as mt
 from samtheory.data import ArrayDataset, load_mnist1d, with_label_noise
 from samtheory.models import mlp
+from samtheory.style import CAPTION_FONTSIZE, SLIDE_RC, VARIANT_COLORS, VARIANT_LABELS
 
 NAME = "label_noise"
-TITLE = "Label noise on MNIST-1D: clean test accuracy of ERM, n-SAM and m-SAM (small-scale Foret et al. Table 4)"
-CODE_VERSION = 0
+TITLE = "Label noise trained until ERM memorizes: ERM vs n-SAM vs m-SAM on MNIST-1D at 60 % noise"
+CODE_VERSION = 1
+CAPTION = (
+    "SAM does not stop memorization: n-SAM fits the wrong labels too, only later than ERM (epoch 38-45 vs 31-35), "
+    "and its early clean-accuracy edge is gone once it has."
+)
 
 #: Metrics recorded along training, each ``(..., records)``.
 METRICS = (
@@ -80,55 +123,57 @@ METRICS = (
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    data_path: str = ".cache/samtheory/data/mnist1d_n20000_seed42.npz"
-    num_samples: int = 20000
+    data_path: str = ".cache/samtheory/data/mnist1d_n10000_seed42.npz"
+    num_samples: int = 10000
     train_split: float = 0.8
     data_seed: int = 42
-    validation_size: int = 1600
-    noise_rates: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8)
+    validation_size: int = 800
+    noise_rate: float = 0.6
     noise_seed: int = 0
-    hidden: tuple[int, ...] = (100, 100)
+    hidden: tuple[int, ...] = (256, 256)
     activation: str = "relu"
     init: str = "he"
     dtype: str = "float32"
     learning_rate: float = 0.05
     momentum: float = 0.9
     batch_size: int = 100
-    num_steps: int = 4000
-    num_records: int = 21
-    nsam_rhos: tuple[float, ...] = (0.1, 0.2, 0.5)
+    num_steps: int = 6000
+    num_records: int = 25
+    nsam_rhos: tuple[float, ...] = (0.05, 0.1, 0.2, 0.4)
     msam_m: int = 10
-    msam_rhos: tuple[float, ...] = (0.05, 0.1)
+    #: Empty: m-SAM is left out (see the module docstring for why the full figure does).
+    msam_rhos: tuple[float, ...] = ()
     seeds: tuple[int, ...] = (0, 1, 2)
-    #: The noise rate whose training curves panels (b) and (c) show.
-    curve_noise_rate: float = 0.6
+    #: Fraction of the wrong train labels fitted that counts as memorized.
+    memorized_threshold: float = 0.95
 
 
 def config(quick: bool) -> Config:
     if quick:
         return Config(
-            data_path=".cache/samtheory/data/mnist1d_n5000_seed42.pkl", num_samples=5000, validation_size=400,
-            noise_rates=(0.0, 0.4), hidden=(32,), num_steps=150, num_records=4, nsam_rhos=(0.1,),
-            msam_rhos=(0.05,), seeds=(0, 1), curve_noise_rate=0.4,
+            data_path=".cache/samtheory/data/mnist1d_n1000_seed42.npz", num_samples=1000, validation_size=100,
+            hidden=(64,), num_steps=900, num_records=19,
         )
     return Config()
 
 
 def _check_config(cfg: Config) -> None:
-    if not cfg.noise_rates or not cfg.seeds or not cfg.nsam_rhos or not cfg.msam_rhos:
-        raise ValueError("noise_rates, seeds, nsam_rhos and msam_rhos must not be empty")
+    if not cfg.seeds or not cfg.nsam_rhos:
+        raise ValueError("seeds and nsam_rhos must not be empty (msam_rhos may be, to leave m-SAM out)")
     if len(set(cfg.seeds)) != len(cfg.seeds):
         raise ValueError(f"seeds must be distinct, got {cfg.seeds}")
-    if cfg.curve_noise_rate not in cfg.noise_rates or cfg.curve_noise_rate <= 0:
-        raise ValueError(
-            f"curve_noise_rate must be one of the positive noise_rates {cfg.noise_rates}, got {cfg.curve_noise_rate}"
-        )
+    if not 0 < cfg.noise_rate < 1:
+        raise ValueError(f"noise_rate must be in (0, 1), got {cfg.noise_rate}")
     if any(r <= 0 for r in cfg.nsam_rhos + cfg.msam_rhos):
         raise ValueError("nsam_rhos and msam_rhos must be > 0 (ERM is the rho = 0 lane, added by run)")
+    if list(cfg.nsam_rhos) != sorted(set(cfg.nsam_rhos)) or list(cfg.msam_rhos) != sorted(set(cfg.msam_rhos)):
+        raise ValueError("nsam_rhos and msam_rhos must be strictly increasing")
     if cfg.batch_size % cfg.msam_m:
         raise ValueError(f"msam_m={cfg.msam_m} must divide batch_size={cfg.batch_size}")
     if cfg.num_records < 2:
         raise ValueError(f"num_records must be >= 2, got {cfg.num_records}")
+    if not 0 < cfg.memorized_threshold <= 1:
+        raise ValueError(f"memorized_threshold must be in (0, 1], got {cfg.memorized_threshold}")
 
 
 def hold_out_validation(ds: ArrayDataset, size: int) -> tuple[ArrayDataset, tuple[np.ndarray, np.ndarray]]:
@@ -152,186 +197,235 @@ def hold_out_validation(ds: ArrayDataset, size: int) -> tuple[ArrayDataset, tupl
 
 
 def load_data(cfg: Config):
-    """``(train, (x_val, y_val), label_sets, realized)`` with ``label_sets[noise, seed]`` the noisy train labels.
+    """``(train, (x_val, y_val), label_sets, realized)`` with ``label_sets[seed]`` the noisy train labels.
 
-    ``realized[noise, seed]`` is the fraction of train labels that differ
-    from the clean ones. Conventions: [data-layout], [label-noise].
+    ``realized[seed]`` is the fraction of train labels that differ from the
+    clean ones. Conventions: [data-layout], [label-noise].
     """
     ds = load_mnist1d(cfg.data_path, num_samples=cfg.num_samples, train_split=cfg.train_split, seed=cfg.data_seed)
     train, validation = hold_out_validation(ds, cfg.validation_size)
-    noisy = [[with_label_noise(train, rate, cfg.noise_seed + seed) for seed in cfg.seeds] for rate in cfg.noise_rates]
-    label_sets = np.stack([[d.y_train for d in row] for row in noisy])
+    label_sets = np.stack([with_label_noise(train, cfg.noise_rate, cfg.noise_seed + s).y_train for s in cfg.seeds])
     realized = np.mean(label_sets != train.y_train, axis=-1)
     return train, validation, label_sets, realized
 
 
 def _metrics_fn(cfg: Config, x_train, clean_labels, x_val, y_val, x_test, y_test):
-    loss_fn = mt.classifier_loss(cfg.activation)
-
     def metrics(params, labels) -> dict:
-        predicted = jnp.argmax(mlp.predict(params, x_train, activation=cfg.activation), axis=-1)
+        # One forward pass over the train set serves all train metrics: recording is a sizeable share of the run.
+        logits = mlp.predict(params, x_train, activation=cfg.activation)
+        predicted = jnp.argmax(logits, axis=-1)
         corrupted = labels != clean_labels
-        # Counts, not fractions: a noise-free set has no corrupted example to divide by.
+        fitted_noisy, fitted_clean = predicted == labels, predicted == clean_labels
         return {
             "test_accuracy": mlp.accuracy(params, (x_test, y_test), activation=cfg.activation),
             "val_accuracy": mlp.accuracy(params, (x_val, y_val), activation=cfg.activation),
-            "train_loss": loss_fn(params, (x_train, labels)),
-            "train_accuracy": mlp.accuracy(params, (x_train, labels), activation=cfg.activation),
-            "train_accuracy_clean": mlp.accuracy(params, (x_train, clean_labels), activation=cfg.activation),
-            "corrupted_fit_noisy": jnp.sum(corrupted & (predicted == labels)),
-            "corrupted_fit_clean": jnp.sum(corrupted & (predicted == clean_labels)),
-            "uncorrupted_fit": jnp.sum(~corrupted & (predicted == labels)),
+            "train_loss": jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)),
+            "train_accuracy": jnp.mean(fitted_noisy.astype(logits.dtype)),
+            "train_accuracy_clean": jnp.mean(fitted_clean.astype(logits.dtype)),
+            # Counts (exact integers), from which the fractions are derived once.
+            "corrupted_fit_noisy": jnp.sum(corrupted & fitted_noisy),
+            "corrupted_fit_clean": jnp.sum(corrupted & fitted_clean),
+            "uncorrupted_fit": jnp.sum(~corrupted & fitted_noisy),
         }
 
     return metrics
 
 
 def record_steps(cfg: Config) -> np.ndarray:
-    """``num_records`` evenly spaced steps from 0 to ``num_steps`` (test accuracy is read on a linear axis). [record]"""
+    """``num_records`` evenly spaced steps from 0 to ``num_steps`` (curves are read on a linear axis). [record]"""
     return np.unique(np.linspace(0, cfg.num_steps, cfg.num_records).round().astype(np.int64))
 
 
 def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
+    """Train ERM and both SAM grids on every seed's noisy labels; ``{variant}_{metric}`` arrays.
+
+    ``erm_*`` is ``(seed, records)``; ``n_sam_*`` and ``m_sam_*`` are
+    ``(rho, seed, records)``; ``{n,m}_sam_chosen`` is the index of the
+    validation-chosen ρ.
+    """
     _check_config(cfg)
     dtype = mt.float_dtype(cfg.dtype)
     train, (x_val, y_val), label_sets, realized = load_data(cfg)
-    num_noise, num_seeds = label_sets.shape[:2]
-    x_train = jnp.asarray(train.x_train, dtype)
+    num_seeds = len(cfg.seeds)
     metrics_fn = _metrics_fn(
-        cfg, x_train, jnp.asarray(train.y_train), jnp.asarray(x_val, dtype), jnp.asarray(y_val),
-        jnp.asarray(train.x_test, dtype), jnp.asarray(train.y_test),
+        cfg, jnp.asarray(train.x_train, dtype), jnp.asarray(train.y_train), jnp.asarray(x_val, dtype),
+        jnp.asarray(y_val), jnp.asarray(train.x_test, dtype), jnp.asarray(train.y_test),
     )
     steps = record_steps(cfg)
     sizes = (train.input_shape[0], *cfg.hidden, train.num_classes)
     out: dict = {"steps": steps, "realized_noise": realized, "n_train": train.n_train, "n_test": train.n_test}
-    groups = [("nsam", None, (0.0, *cfg.nsam_rhos)), ("msam", cfg.msam_m, cfg.msam_rhos)]
+    # ERM is the rho = 0 lane of the n-SAM call ([rho-sam]: the perturbation is exactly 0).
+    groups = [("n_sam", None, (0.0, *cfg.nsam_rhos))]
+    if cfg.msam_rhos:
+        groups.append(("m_sam", cfg.msam_m, cfg.msam_rhos))
     for i, (name, m, rhos) in enumerate(groups):
-        lanes, shape = mt.lane_grid(
-            rho=rhos, learning_rate=(cfg.learning_rate,), label_index=np.arange(num_noise * num_seeds), seed=(0,)
-        )
-        # Seed s fits its own noise draw: label set (noise, s) goes with seed s.
-        lanes = lanes._replace(seed=np.asarray(cfg.seeds)[lanes.label_index % num_seeds])
+        lanes, _ = mt.lane_grid(rho=rhos, learning_rate=(cfg.learning_rate,), label_index=np.arange(num_seeds),
+                                seed=(0,))
+        # Seed s fits its own noise draw: label set s goes with seed s.
+        lanes = lanes._replace(seed=np.asarray(cfg.seeds)[lanes.label_index])
         result = mt.train_lanes(
-            x_train=train.x_train, label_sets=label_sets.reshape(num_noise * num_seeds, -1), lanes=lanes,
-            sizes=sizes, activation=cfg.activation, init=cfg.init, dtype=dtype, m=m, num_steps=cfg.num_steps,
-            batch_size=cfg.batch_size, momentum=cfg.momentum, record_steps=steps, metrics_fn=metrics_fn,
+            x_train=train.x_train, label_sets=label_sets, lanes=lanes, sizes=sizes, activation=cfg.activation,
+            init=cfg.init, dtype=dtype, m=m, num_steps=cfg.num_steps, batch_size=cfg.batch_size,
+            momentum=cfg.momentum, record_steps=steps, metrics_fn=metrics_fn,
         )
         for metric in METRICS:
-            values = np.asarray(result.metrics[metric]).reshape(len(rhos), num_noise, num_seeds, len(steps))
-            if name == "nsam":
+            values = np.asarray(result.metrics[metric]).reshape(len(rhos), num_seeds, len(steps))
+            if name == "n_sam":
                 out[f"erm_{metric}"], values = values[0], values[1:]
             out[f"{name}_{metric}"] = values
         if progress is not None:
             progress((i + 1) / len(groups))
-    for name in ("nsam", "msam"):
-        # Foret et al.'s rule: mean final clean-validation accuracy over seeds, per noise rate.
-        out[f"{name}_chosen"] = np.argmax(out[f"{name}_val_accuracy"][..., -1].mean(axis=-1), axis=0)
+    for name, _, _ in groups:
+        # Foret et al.'s rule: mean final clean-validation accuracy over seeds.
+        out[f"{name}_chosen"] = int(np.argmax(out[f"{name}_val_accuracy"][..., -1].mean(axis=-1)))
     return out
 
 
+def variants(cfg: Config) -> tuple[str, ...]:
+    """The variant families a config runs, as :mod:`samtheory.style` keys: ERM, n-SAM, and m-SAM unless left out."""
+    return ("erm", "n_sam", "m_sam") if cfg.msam_rhos else ("erm", "n_sam")
+
+
 def rhos_of(name: str, cfg: Config) -> tuple[float, ...]:
-    return cfg.nsam_rhos if name == "nsam" else cfg.msam_rhos
+    return {"n_sam": cfg.nsam_rhos, "m_sam": cfg.msam_rhos}[name]
 
 
 def chosen(result: dict, name: str, metric: str) -> np.ndarray:
-    """``metric`` of variant ``name`` at its validation-chosen ρ per noise rate, ``(noise, seed, records)``.
-
-    ``name`` is ``"erm"``, ``"nsam"`` or ``"msam"``.
-    """
+    """``metric`` of variant ``name`` (``"erm"``, ``"n_sam"``, ``"m_sam"``) at its chosen ρ, ``(seed, records)``."""
     values = result[f"{name}_{metric}"]
-    if name == "erm":
-        return values
-    index = result[f"{name}_chosen"]
-    return np.stack([values[r, i] for i, r in enumerate(index)])
+    return values if name == "erm" else values[int(result[f"{name}_chosen"])]
 
 
-def memorized_fraction(result: dict, name: str, cfg: Config) -> np.ndarray:
-    """Fraction of the corrupted train examples predicted as their (wrong) label, ``(noise, seed, records)``.
+def fitted_fraction(result: dict, fitted: np.ndarray) -> np.ndarray:
+    """Counts of wrong labels fitted ``(..., seed, records)`` as fractions of each seed's wrong labels.
 
-    NaN at noise 0, where no example is corrupted. Conventions: [label-noise].
+    Conventions: [label-noise].
     """
-    corrupted = (result["realized_noise"] * result["n_train"])[..., None]
-    fitted = chosen(result, name, "corrupted_fit_noisy")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(corrupted > 0, fitted / corrupted, np.nan)
+    corrupted = np.rint(result["realized_noise"] * result["n_train"])[:, None]
+    return fitted / corrupted
 
 
-_STYLE = {"erm": ("ERM (SGD)", "C0"), "nsam": ("n-SAM", "C3"), "msam": ("m-SAM", "C2")}
+def memorized_fraction(result: dict, name: str) -> np.ndarray:
+    """Fraction of the wrongly labelled train examples predicted as their wrong label, ``(seed, records)``."""
+    return fitted_fraction(result, chosen(result, name, "corrupted_fit_noisy"))
+
+
+def epochs_of(result: dict, cfg: Config) -> np.ndarray:
+    return result["steps"] * cfg.batch_size / result["n_train"]
+
+
+def first_memorized_epoch(fraction: np.ndarray, epochs: np.ndarray, threshold: float) -> np.ndarray:
+    """Per row of ``fraction`` ``(..., records)``, the first recorded epoch with ``fraction >= threshold``.
+
+    NaN where it is never reached (only used for drawing and reporting;
+    never stored in a result).
+    """
+    reached = fraction >= threshold
+    first = np.argmax(reached, axis=-1)
+    return np.where(reached.any(axis=-1), epochs[first], np.nan)
 
 
 def _label(name: str, cfg: Config) -> str:
-    text, _ = _STYLE[name]
-    return f"m-SAM (m = {cfg.msam_m})" if name == "msam" else text
+    label = VARIANT_LABELS[name]
+    return f"{label} (m = {cfg.msam_m})" if name == "m_sam" else label
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    fig = Figure(figsize=(13, 8.5), layout="constrained")
-    (ax_final, ax_curve), (ax_mem, ax_rho) = fig.subplots(2, 2)
-    noise = 100 * np.asarray(cfg.noise_rates)
-    epochs = result["steps"] * cfg.batch_size / result["n_train"]
-    curve = cfg.noise_rates.index(cfg.curve_noise_rate)
-    for name in ("erm", "nsam", "msam"):
-        label, color = _label(name, cfg), _STYLE[name][1]
-        acc = chosen(result, name, "test_accuracy")
-        final, best = 100 * acc[..., -1], 100 * acc.max(axis=-1)
-        ax_final.errorbar(noise, final.mean(-1), yerr=[final.mean(-1) - final.min(-1), final.max(-1) - final.mean(-1)],
-                          fmt="o-", color=color, capsize=3, label=f"{label}: final")
-        ax_final.plot(noise, best.mean(-1), "^:", color=color, alpha=0.6, label=f"{label}: best over training")
-        _band(ax_curve, epochs, 100 * acc[curve], color, f"{label} test (clean)")
-        _band(ax_curve, epochs, 100 * chosen(result, name, "train_accuracy_clean")[curve], color, None, ls="--")
-        _band(ax_mem, epochs, 100 * memorized_fraction(result, name, cfg)[curve], color, label)
-        _band(ax_mem, epochs, 100 * chosen(result, name, "train_accuracy")[curve], color, None, ls=":")
-    shades = matplotlib.colormaps["viridis"](np.linspace(0, 0.9, len(cfg.noise_rates)))
-    for i, (rate, color) in enumerate(zip(cfg.noise_rates, shades)):
-        erm = 100 * result["erm_test_accuracy"][i, :, -1].mean()
-        for name, ls, marker in (("nsam", "-", "o"), ("msam", "--", "s")):
-            rhos = np.asarray((0.0, *rhos_of(name, cfg)))
-            acc = np.concatenate([[erm], 100 * result[f"{name}_test_accuracy"][:, i, :, -1].mean(-1)])
-            ax_rho.plot(np.maximum(rhos, 0.01), acc, ls=ls, marker=marker, ms=3, color=color,
-                        label=f"{100 * rate:g} % noise" if name == "nsam" else None)
-            pick = int(result[f"{name}_chosen"][i]) + 1
-            ax_rho.plot(max(rhos[pick], 0.01), acc[pick], marker="*", ms=12, color=color, mec="k")
-    ax_final.set(xlabel="label noise (%)", ylabel="clean test accuracy (%)", xticks=noise,
-                 title="(a) test accuracy at the end of training (ρ chosen on clean validation)")
-    ax_curve.set(xlabel="epoch", ylabel="accuracy (%)",
-                 title=f"(b) {100 * cfg.curve_noise_rate:g} % noise: test (solid), train w.r.t. clean labels (dashed)")
-    ax_mem.set(xlabel="epoch", ylabel="%",
-               title=f"(c) {100 * cfg.curve_noise_rate:g} % noise: corrupted labels fitted (solid), "
-                     "train acc. (dotted)")
-    ax_rho.set(xscale="log", xlabel="ρ (ERM drawn at 0.01)", ylabel="final clean test accuracy (%)",
-               title="(d) final test accuracy vs ρ: n-SAM (solid), m-SAM (dashed), ★ chosen")
-    for ax in (ax_final, ax_curve, ax_mem, ax_rho):
-        ax.legend(fontsize=7)
+    with matplotlib.rc_context(SLIDE_RC):
+        return _plot(result, cfg)
+
+
+def _plot(result: dict, cfg: Config) -> Figure:
+    fig = Figure(figsize=(13.3, 8.6), layout="constrained")
+    (ax_mem, ax_acc), (ax_rho_acc, ax_rho_mem) = fig.subplots(2, 2)
+    epochs = epochs_of(result, cfg)
+    threshold = cfg.memorized_threshold
+    for name in variants(cfg):
+        color = VARIANT_COLORS[name]
+        rho = "" if name == "erm" else f", ρ = {rhos_of(name, cfg)[int(result[f'{name}_chosen'])]:g}"
+        fraction = 100 * memorized_fraction(result, name)
+        first = first_memorized_epoch(fraction / 100, epochs, threshold)
+        if np.all(np.isfinite(first)):
+            when = f"≥ {100 * threshold:g} % at epoch {first.min():.0f}–{first.max():.0f}"
+        else:
+            when = f"{np.isnan(first).sum()}/{len(first)} seeds never reach {100 * threshold:g} %"
+        _band(ax_mem, epochs, fraction, color, f"{_label(name, cfg)}{rho}: {when}")
+        for epoch in first[np.isfinite(first)]:
+            ax_mem.plot(epoch, 100 * threshold, marker="v", ms=9, color=color, mec="white", zorder=4)
+        acc = 100 * chosen(result, name, "test_accuracy")
+        peak = acc.max(axis=-1)
+        _band(ax_acc, epochs, acc, color,
+              f"{_label(name, cfg)}: best {peak.mean():.1f} %, final {acc[:, -1].mean():.1f} %")
+    ax_mem.axhline(100 * threshold, color="0.6", lw=1, ls=":", zorder=0)
+    ax_mem.set(xlabel="epoch", ylabel="wrong labels fitted (%)", ylim=(0, 102),
+               title=f"(a) memorization: train examples fitted to their wrong label (▼ first ≥ {100 * threshold:g} %)")
+    ax_acc.set(xlabel="epoch", ylabel="clean test accuracy (%)", title="(b) clean test accuracy over training")
+    erm_acc = 100 * result["erm_test_accuracy"]
+    erm_mem = 100 * fitted_fraction(result, result["erm_corrupted_fit_noisy"])[:, -1]
+    ax_rho_acc.axhline(erm_acc[:, -1].mean(), color=VARIANT_COLORS["erm"], lw=1.5, label="ERM final")
+    ax_rho_mem.axhline(erm_mem.mean(), color=VARIANT_COLORS["erm"], lw=1.5, label="ERM")
+    for name in variants(cfg)[1:]:
+        color, rhos, pick = VARIANT_COLORS[name], np.asarray(rhos_of(name, cfg)), int(result[f"{name}_chosen"])
+        acc = 100 * result[f"{name}_test_accuracy"]
+        final, best = acc[..., -1].mean(-1), acc.max(axis=-1).mean(-1)
+        ax_rho_acc.plot(rhos, final, "o-", color=color, label=f"{_label(name, cfg)} final")
+        ax_rho_acc.plot(rhos, best, "^:", color=color, label=f"{_label(name, cfg)} best over training")
+        ax_rho_acc.plot(rhos[pick], final[pick], "*", ms=16, color=color, mec="k", zorder=4)
+        mem = 100 * fitted_fraction(result, result[f"{name}_corrupted_fit_noisy"])[..., -1].mean(-1)
+        ax_rho_mem.plot(rhos, mem, "o-", color=color, label=_label(name, cfg))
+        ax_rho_mem.plot(rhos[pick], mem[pick], "*", ms=16, color=color, mec="k", zorder=4)
+    ax_rho_acc.axhline(erm_acc.max(axis=-1).mean(), color=VARIANT_COLORS["erm"], lw=1.5, ls=":",
+                       label="ERM best over training")
+    ax_rho_acc.set(xscale="log", xlabel="ρ", ylabel="clean test accuracy (%)",
+                   title="(c) every ρ: test accuracy (★ chosen on clean validation)")
+    ax_rho_mem.set(xscale="log", xlabel="ρ", ylabel="wrong labels fitted at the end (%)", ylim=(0, 102),
+                   title="(d) every ρ: memorization at the end (★ chosen)")
+    for ax in (ax_rho_acc, ax_rho_mem):
+        ticks = sorted(set(cfg.nsam_rhos + cfg.msam_rhos))
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        ax.minorticks_off()
+    ax_mem.legend(loc="lower right")
+    ax_acc.legend(loc="lower right")
+    ax_rho_acc.legend(loc="best", fontsize=9, ncol=2)
+    ax_rho_mem.legend(loc="best")
     fig.suptitle(
-        f"MLP 40→{'→'.join(map(str, cfg.hidden))}→10 on MNIST-1D: {int(result['n_train'])} noisy train, "
-        f"{cfg.validation_size} clean validation, {int(result['n_test'])} clean test signals; "
-        f"{len(cfg.seeds)} seeds (mean, min–max); {cfg.dtype}\n"
-        f"SGD + momentum {cfg.momentum:g}, lr {cfg.learning_rate:g} with cosine decay, batch {cfg.batch_size}, "
-        f"{cfg.num_steps} steps; n-SAM ρ ∈ {list(cfg.nsam_rhos)}, m-SAM (m = {cfg.msam_m}) "
-        f"ρ ∈ {list(cfg.msam_rhos)}, ρ chosen per noise rate by final clean-validation accuracy",
-        fontsize=9,
+        f"MLP 40→{'→'.join(map(str, cfg.hidden))}→10 on MNIST-1D, {100 * cfg.noise_rate:g} % label noise: "
+        f"{int(result['n_train'])} train, {cfg.validation_size} clean validation, {int(result['n_test'])} clean test; "
+        f"{len(cfg.seeds)} seeds (mean, min–max); SGD + momentum {cfg.momentum:g}, lr {cfg.learning_rate:g} cosine, "
+        f"batch {cfg.batch_size}, {cfg.num_steps} steps",
+        fontsize=CAPTION_FONTSIZE,
     )
+    fig.text(0.5, -0.01, CAPTION, ha="center", va="top", fontsize=CAPTION_FONTSIZE, wrap=True)
     return fig
 
 
-def _band(ax, x, y, color, label, ls="-"):
+def _band(ax, x, y, color, label):
     """Mean over seeds (axis 0) with a min–max band."""
-    ax.plot(x, y.mean(0), color=color, ls=ls, label=label)
-    ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.15, lw=0)
+    ax.plot(x, y.mean(0), color=color, label=label)
+    ax.fill_between(x, y.min(0), y.max(0), color=color, alpha=0.2, lw=0)
 
 
 def summary(result: dict, cfg: Config) -> dict[str, float]:
-    """Final (primary) and best-over-training test accuracy per (variant, noise), with the chosen ρ."""
+    """Memorization and clean test accuracy per variant at its chosen ρ, and where that ρ sits in its grid."""
     out: dict[str, float] = {}
-    for name in ("erm", "nsam", "msam"):
+    epochs = epochs_of(result, cfg)
+    for name in variants(cfg):
+        fraction = memorized_fraction(result, name)
         acc = chosen(result, name, "test_accuracy")
-        for i, rate in enumerate(cfg.noise_rates):
-            tag = f"{name}_noise{round(100 * rate)}"
-            out[f"{tag}_final_test_acc_mean"] = float(acc[i, :, -1].mean())
-            out[f"{tag}_final_test_acc_std"] = float(acc[i, :, -1].std(ddof=1)) if acc.shape[1] > 1 else 0.0
-            out[f"{tag}_best_over_training_test_acc_mean"] = float(acc[i].max(axis=-1).mean())
-            train_acc = chosen(result, name, "train_accuracy")[i, :, -1]
-            out[f"{tag}_final_train_acc_noisy_labels_mean"] = float(train_acc.mean())
-            if name != "erm":
-                out[f"{tag}_chosen_rho"] = float(rhos_of(name, cfg)[int(result[f"{name}_chosen"][i])])
+        out[f"{name}_final_test_acc_mean"] = float(acc[:, -1].mean())
+        out[f"{name}_final_test_acc_std"] = float(acc[:, -1].std(ddof=1)) if len(acc) > 1 else 0.0
+        out[f"{name}_best_test_acc_mean"] = float(acc.max(axis=-1).mean())
+        out[f"{name}_best_test_acc_epoch_mean"] = float(epochs[acc.argmax(axis=-1)].mean())
+        out[f"{name}_final_wrong_labels_fitted_mean"] = float(fraction[:, -1].mean())
+        out[f"{name}_final_wrong_labels_fitted_min"] = float(fraction[:, -1].min())
+        first = first_memorized_epoch(fraction, epochs, cfg.memorized_threshold)
+        out[f"{name}_seeds_reaching_criterion"] = int(np.isfinite(first).sum())
+        if np.all(np.isfinite(first)):
+            out[f"{name}_criterion_epoch_mean"] = float(first.mean())
+            out[f"{name}_criterion_epoch_max"] = float(first.max())
+        if name != "erm":
+            rhos, pick = rhos_of(name, cfg), int(result[f"{name}_chosen"])
+            out[f"{name}_chosen_rho"] = float(rhos[pick])
+            out[f"{name}_chosen_rho_grid_index"] = pick
+            out[f"{name}_grid_size"] = len(rhos)
     return out
