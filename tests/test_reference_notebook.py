@@ -179,7 +179,7 @@ def test_cell_4_divergent_one_sam_is_flagged_at_the_step_the_notebook_loop_overf
             u, v, step = u - gamma * grad_u, v - gamma * grad_v, step + 1
     assert step < 100
     assert int(result.diverged_step) == step
-    with pytest.raises(train.DivergenceError, match=f"at step {step}$"):
+    with pytest.raises(train.DivergenceError, match=rf"at step {step}\b"):
         train.check_finite(result)
 
 
