@@ -136,6 +136,10 @@ def _figures_command(args: argparse.Namespace) -> int:
     except figures.UnknownFigureError as err:
         print(f"samtheory figures: error: {err}", file=sys.stderr)
         return 2
+    except (figures.UnwritableDirectoryError, ValueError) as err:
+        # Checked before any figure runs: an unwritable --out/--cache-dir or a corrupt manifest.
+        print(f"samtheory figures: error: {err}; nothing was computed", file=sys.stderr)
+        return 2
     made = len(outcome.records)
     skipped = f", {len(outcome.skipped)} skipped ({', '.join(outcome.skipped)})" if outcome.skipped else ""
     if outcome.failures:

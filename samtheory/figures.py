@@ -74,8 +74,10 @@ import dataclasses
 import importlib
 import io
 import math
+import os
 import re
 import sys
+import tempfile
 import time
 import traceback
 import warnings
@@ -99,6 +101,7 @@ from samtheory.results import (
     load_result_npz,
     normalize_result,
     provenance,
+    read_json_object,
     save_result_npz,
     to_jsonable,
 )
@@ -117,6 +120,7 @@ __all__ = [
     "FigureProtocolError",
     "NonFiniteResultError",
     "FigureRegistry",
+    "UnwritableDirectoryError",
     "registered_figures",
     "load_figure_module",
     "resolve_figure_names",
@@ -207,6 +211,10 @@ class NonFiniteResultError(ValueError):
             f"fix the computation, or mask the entries, mark them in the plot and list {key!r} in "
             f"ALLOW_NONFINITE (docs/conventions.md, [record])"
         )
+
+
+class UnwritableDirectoryError(ValueError):
+    """The output or cache directory cannot be written; raised before anything is computed."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -450,18 +458,62 @@ def update_manifest(path: str | Path, name: str, entry: Mapping[str, Any]) -> di
 
 
 def _load_cached(path: Path, key: str) -> tuple[dict[str, ResultValue], dict[str, Any]] | None:
-    # A missing file is a plain miss. An unreadable one (e.g. written by an
-    # older format) is a miss with a warning; it will be overwritten.
+    # A missing file is a plain miss. An unreadable one (zero length after a
+    # full disk, an older format, garbage) is reported and renamed to
+    # ``<file>.unreadable`` (kept for a post-mortem, replacing an older one),
+    # and the result is recomputed; the figure is never stuck on it.
     if not path.exists():
         return None
     try:
         result, meta = load_result_npz(path)
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile) as err:
-        warnings.warn(f"ignoring unreadable cache file {path}: {err}", stacklevel=3)
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        aside = path.with_name(path.name + ".unreadable")
+        os.replace(path, aside)
+        warnings.warn(
+            f"unreadable cache file {path} ({type(err).__name__}: {err}); set aside as {aside}, recomputing",
+            stacklevel=3,
+        )
         return None
     if meta.get("key") != key:
         return None  # a key-prefix collision: never use another config's result
     return result, meta
+
+
+def _check_writable_directory(path: Path, what: str) -> None:
+    """Raise :class:`UnwritableDirectoryError` if files cannot be created in ``path``.
+
+    Creates nothing: an existing directory is probed with a temporary file
+    (removed at once); a missing one is judged by its nearest existing
+    ancestor, which must be a directory the process may write into.
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        why = f"{existing} is not a directory"
+    elif existing == path:
+        try:
+            with tempfile.TemporaryFile(dir=path):
+                return
+        except OSError as err:
+            why = f"cannot create a file in it ({err.strerror or err})"
+    elif os.access(existing, os.W_OK | os.X_OK):
+        return
+    else:
+        why = f"cannot create it: {existing} is not writable"
+    raise UnwritableDirectoryError(f"{what} {path} cannot be written: {why}")
+
+
+def check_outputs_writable(out_dir: Path, cache_dir: Path) -> None:
+    """Fail early, before any computation, if the outputs could not be written.
+
+    Checks that ``out_dir`` and ``cache_dir`` can hold new files and that an
+    existing ``<out_dir>/manifest.json`` is a JSON object (it is updated, not
+    replaced, at the end of each figure).
+    """
+    _check_writable_directory(Path(out_dir), "out_dir (--out)")
+    _check_writable_directory(Path(cache_dir), "cache_dir (--cache-dir)")
+    read_json_object(Path(out_dir) / MANIFEST_NAME)
 
 
 def _clamped(progress: Callable[[float], None] | None) -> Callable[[float], None] | None:
@@ -482,6 +534,7 @@ def run_figure(
     cache_dir: str | Path | None = None,
     force: bool = False,
     progress: Callable[[float], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> FigureRecord:
     """Make one figure: config → cache or ``run`` → finiteness check → summary → plot → PNG/PDF → manifest.
 
@@ -490,8 +543,12 @@ def run_figure(
     :func:`default_out_dir` (``paper_figs/quick/`` when ``quick``), and
     ``cache_dir`` to :data:`DEFAULT_CACHE_DIR`. With ``force`` the result is
     recomputed and the cache file replaced. ``progress`` is handed to
-    ``run()`` (clamped to ``[0, 1]``).
+    ``run()`` (clamped to ``[0, 1]``); ``log`` receives a line saying what
+    happens before ``run()`` starts.
 
+    Before anything is computed, :func:`check_outputs_writable` raises
+    :class:`UnwritableDirectoryError` or ``ValueError`` (a corrupt manifest).
+    An unreadable cache file is set aside with a warning and recomputed.
     Raises :class:`NonFiniteResultError` (nothing is cached or drawn) or
     :class:`FigureProtocolError`; exceptions of ``run``/``plot`` propagate.
     """
@@ -510,6 +567,7 @@ def run_figure(
     config_dict = config_to_dict(config)
     key = cache_key(name, code_version, config_dict)
     cache_file = cache / f"{name}-{key[:_KEY_PREFIX]}.npz"
+    check_outputs_writable(out, cache)
 
     cached = None if force else _load_cached(cache_file, key)
     if cached is not None:
@@ -518,6 +576,8 @@ def run_figure(
         # Checked again on a hit: ALLOW_NONFINITE may have been narrowed since.
         check_finite_result(name, result, allow)
     else:
+        if log is not None:
+            log(f"{name}: computing; loading data and compiling come first, progress follows")
         start = time.perf_counter()
         raw = module.run(config, _clamped(progress))
         run_s = time.perf_counter() - start
@@ -593,6 +653,33 @@ class _NestedBar:
             self._bar.close()
 
 
+class _PlainProgress:
+    """A progress callback for a log file: one line per new tenth reached, each at most once."""
+
+    def __init__(self, name: str):
+        self._name = name
+        self._shown = 0  # tenths already printed
+
+    def __call__(self, fraction: float) -> None:
+        tenths = int(fraction * 10 + 1e-9)
+        if tenths > self._shown:
+            self._shown = tenths
+            print(f"  {self._name}: {10 * tenths}%", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        pass
+
+
+def _done_line(record: FigureRecord) -> str:
+    how = "cached" if record.cache_hit else f"ran {record.run_s:.1f}s"
+    manifest = record.png.parent / MANIFEST_NAME
+    cache = "read" if record.cache_hit else "written"
+    return (
+        f"{record.name}: {how}, plotted {record.plot_s:.1f}s -> {record.png}, {record.pdf}, {manifest}; "
+        f"cache {cache}: {record.cache_file}"
+    )
+
+
 def run_figures(
     names: Iterable[str] | None = None,
     *,
@@ -606,37 +693,54 @@ def run_figures(
     """Make the figures ``names`` of ``registry`` (all if ``None``/empty), one after the other.
 
     Arguments as in :func:`run_figure`. Unknown names raise
-    :class:`UnknownFigureError` before anything runs. An exception in one
-    figure is recorded in ``failures`` (and reported on stderr if
-    ``verbose``) and the others still run. With ``verbose``, a tqdm bar over
-    figures and a nested one for the running figure go to stderr.
+    :class:`UnknownFigureError`, and an unwritable output or cache directory
+    or a corrupt manifest raise (:func:`check_outputs_writable`), before
+    anything runs. An exception in one figure is recorded in ``failures``
+    (and reported on stderr if ``verbose``) and the others still run.
+
+    With ``verbose``, progress goes to stderr: on a terminal a tqdm bar over
+    figures and a nested one for the running figure; otherwise (a log file)
+    plain lines, one per tenth done. A line says when a figure starts
+    computing, and the done line names every file written or read.
     """
     selected = resolve_figure_names(names, registry)
+    check_outputs_writable(
+        Path(out_dir) if out_dir is not None else default_out_dir(quick),
+        Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR,
+    )
     records: list[FigureRecord] = []
     failures: dict[str, str] = {}
     skipped: dict[str, str] = {}
-    bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not verbose, position=0)
-    for name in bar:
-        bar.set_postfix_str(name)
-        nested = _NestedBar(name) if verbose else None
+    interactive = verbose and sys.stderr.isatty()
+
+    def say(line: str) -> None:
+        if interactive:
+            tqdm.write(line, file=sys.stderr)
+        elif verbose:
+            print(line, file=sys.stderr, flush=True)
+
+    bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not interactive, position=0)
+    for index, name in enumerate(bar):
+        if interactive:
+            bar.set_postfix_str(name)
+        else:
+            say(f"[{index + 1}/{len(selected)}] {name}")
+        nested = (_NestedBar(name) if interactive else _PlainProgress(name)) if verbose else None
         try:
             module = load_figure_module(name, registry)
             record = run_figure(
-                module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested
+                module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested,
+                log=say if verbose else None,
             )
         except FigureUnavailable as why:
             skipped[name] = str(why)
-            if verbose:
-                tqdm.write(f"{name}: skipped: {why}", file=sys.stderr)
+            say(f"{name}: skipped: {why}")
         except Exception:  # one broken figure must not stop the others
             failures[name] = traceback.format_exc()
-            if verbose:
-                tqdm.write(f"{name}: FAILED\n{failures[name]}", file=sys.stderr)
+            say(f"{name}: FAILED\n{failures[name]}")
         else:
             records.append(record)
-            if verbose:
-                how = "cached" if record.cache_hit else f"ran {record.run_s:.1f}s"
-                tqdm.write(f"{name}: {how}, plotted {record.plot_s:.1f}s -> {record.png}", file=sys.stderr)
+            say(_done_line(record))
         finally:
             if nested is not None:
                 nested.close()

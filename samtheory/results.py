@@ -45,6 +45,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "atomic_update_json",
+    "read_json_object",
     "to_jsonable",
     "canonical_json",
     "config_to_dict",
@@ -193,20 +194,33 @@ def atomic_update_json(
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     with _directory_lock(target.parent):
-        try:
-            text = target.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            current: dict[str, Any] = {}
-        else:
-            try:
-                current = json.loads(text)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{target} is not valid JSON ({err}); fix or remove it") from err
-            if not isinstance(current, dict):
-                raise ValueError(f"{target} holds a JSON {type(current).__name__}, expected an object")
-        new = update(current)
+        new = update(read_json_object(target))
         atomic_write_json(target, new)
     return new
+
+
+def read_json_object(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The JSON object in ``path``, ``{}`` if there is no such file.
+
+    A file that is not valid UTF-8 JSON, or holds something other than an
+    object, raises ``ValueError`` naming it: it may hold entries someone
+    wants to keep, so it is never silently replaced. Callers that will
+    update the file later can call this first to fail before doing any work.
+    """
+    target = Path(path)
+    try:
+        text = target.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except UnicodeDecodeError as err:
+        raise ValueError(f"{target} is not UTF-8 text ({err}); fix or remove it") from err
+    try:
+        current = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{target} is not valid JSON ({err}); fix or remove it") from err
+    if not isinstance(current, dict):
+        raise ValueError(f"{target} holds a JSON {type(current).__name__}, expected an object; fix or remove it")
+    return current
 
 
 # --------------------------------------------------------------------------

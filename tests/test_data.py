@@ -743,16 +743,26 @@ MNIST1D_BAD_CACHES = {
 
 
 @pytest.mark.parametrize("kind", sorted(MNIST1D_BAD_CACHES))
-def test_mnist1d_corrupt_cache_raises_naming_file_and_regenerate_repairs_it(tmp_path, kind, no_network):
+def test_mnist1d_corrupt_cache_is_regenerated_with_a_warning_naming_it(tmp_path, kind, no_network):
+    # Issue 14 §2: the cache is derived data; a corrupt one must not break every figure using it.
     path = tmp_path / "m.npz"
     good = load_mnist1d(path, num_samples=10)
     path.write_bytes(MNIST1D_BAD_CACHES[kind](path.read_bytes()))
-    with pytest.raises(DataError) as err:
-        load_mnist1d(path, num_samples=10)
-    assert_names(err, path)
-    repaired = load_mnist1d(path, num_samples=10, regenerate=True)
+    with pytest.warns(UserWarning, match="regenerat") as caught:
+        repaired = load_mnist1d(path, num_samples=10)
+    assert str(path) in str(caught[0].message)
+    assert repaired.info["from_cache"] is False
     np.testing.assert_array_equal(repaired.x_train, good.x_train)
     assert load_mnist1d(path, num_samples=10).info["from_cache"] is True
+
+
+def test_mnist1d_path_under_a_regular_file_is_refused_before_generating(tmp_path, monkeypatch):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    monkeypatch.setattr("samtheory.data.mnist1d._generate", lambda args: pytest.fail("generated first"))
+    with pytest.raises(ValueError, match="path") as err:
+        load_mnist1d(blocker / "m.npz", num_samples=10)
+    assert_names(err, blocker)
 
 
 def test_mnist1d_cache_write_is_atomic_and_zip_is_a_plain_npz(tmp_path, no_network):

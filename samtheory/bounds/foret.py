@@ -46,8 +46,13 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from samtheory._validation import check_nonnegative, check_positive
-from samtheory.bounds._checks import check_at_least, check_open_probability, check_probability
+from samtheory.bounds._checks import (
+    check_at_least,
+    check_nonnegative,
+    check_open_probability,
+    check_positive,
+    check_probability,
+)
 from samtheory.bounds.gaussian_kl import isotropic_gaussian_kl
 from samtheory.bounds.monte_carlo import MonteCarloBound, gaussian_loss_bound
 from samtheory.bounds.pac_bayes import grid_union_cost, pac_bayes_kl_bound
@@ -77,6 +82,7 @@ class ForetBound(NamedTuple):
       in_range: whether the input falls in the case the proof treats. When it
         is ``False`` the printed formula is still returned; it then exceeds
         1, so it is true but vacuous for a loss in ``[0, 1]`` (see each function).
+        An invalid traced input gives ``bound = NaN`` and ``in_range = False``.
     """
 
     bound: jax.Array
@@ -140,12 +146,20 @@ class ForetMonteCarloBound(NamedTuple):
 
 
 def _check_common(num_params, n, weight_distance, rho, delta=None, min_n=2):
-    check_at_least("num_params", num_params, 1)
-    check_at_least("n", n, min_n)
-    check_nonnegative("weight_distance", weight_distance)
-    check_positive("rho", rho)
-    if delta is not None:
-        check_open_probability("delta", delta)
+    """The checked ``(num_params, n, weight_distance, rho, delta)`` (NaN where traced and invalid)."""
+    return (
+        check_at_least("num_params", num_params, 1),
+        check_at_least("n", n, min_n),
+        check_nonnegative("weight_distance", weight_distance),
+        check_positive("rho", rho),
+        None if delta is None else check_open_probability("delta", delta),
+    )
+
+
+def _valid_case(in_range, bound):
+    # An invalid traced input made ``bound`` NaN (it depends on every input):
+    # such an input is in no case of the proof.
+    return in_range & ~jnp.isnan(bound)
 
 
 def _floats(*values):
@@ -160,9 +174,9 @@ def foret_posterior_std(rho, num_params, n) -> jax.Array:
     ``σ²(k + 2√(k ln√n) + 2 ln√n)``, so ``P(‖ε‖₂ > ρ) ≤ 1/√n``.
     Conventions: [bounds], [rho-sam].
     """
-    check_positive("rho", rho)
-    check_at_least("num_params", num_params, 1)
-    check_at_least("n", n, 1)
+    rho = check_positive("rho", rho)
+    num_params = check_at_least("num_params", num_params, 1)
+    n = check_at_least("n", n, 1)
     rho, k, n = _floats(rho, num_params, n)
     return rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
 
@@ -200,15 +214,15 @@ def foret_theorem2_bound(max_perturbed_loss, num_params, n, weight_distance, rho
 
     Conventions: [bounds], [rho-sam].
     """
-    check_probability("max_perturbed_loss", max_perturbed_loss)
-    _check_common(num_params, n, weight_distance, rho, delta)
+    max_perturbed_loss = check_probability("max_perturbed_loss", max_perturbed_loss)
+    num_params, n, weight_distance, rho, delta = _check_common(num_params, n, weight_distance, rho, delta)
     loss, k, n, d, rho, delta = _floats(max_perturbed_loss, num_params, n, weight_distance, rho, delta)
     ratio = (d / rho) ** 2 * (1 + jnp.sqrt(jnp.log(n) / k)) ** 2
     numerator = k * jnp.log1p(ratio) + 4 * jnp.log(n / delta) + 8 * jnp.log(6 * n + 3 * k)
     complexity = jnp.sqrt(numerator / (n - 1))
     in_range = jnp.log1p((d / rho) ** 2) <= 4 * n / k
     sigma = rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
-    return ForetBound(loss + complexity, complexity, sigma, in_range)
+    return ForetBound(loss + complexity, complexity, sigma, _valid_case(in_range, loss + complexity))
 
 
 def foret_eq13_bound(gaussian_loss, num_params, n, weight_distance, rho, delta) -> ForetBound:
@@ -234,8 +248,8 @@ def foret_eq13_bound(gaussian_loss, num_params, n, weight_distance, rho, delta) 
 
     Conventions: [bounds], [rho-sam].
     """
-    check_probability("gaussian_loss", gaussian_loss)
-    _check_common(num_params, n, weight_distance, rho, delta)
+    gaussian_loss = check_probability("gaussian_loss", gaussian_loss)
+    num_params, n, weight_distance, rho, delta = _check_common(num_params, n, weight_distance, rho, delta)
     loss, k, n, d, rho, delta = _floats(gaussian_loss, num_params, n, weight_distance, rho, delta)
     sigma = rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
     numerator = (
@@ -247,7 +261,7 @@ def foret_eq13_bound(gaussian_loss, num_params, n, weight_distance, rho, delta) 
     complexity = jnp.sqrt(numerator / (n - 1))
     log_x = jnp.logaddexp(2 * jnp.log(sigma), 2 * jnp.log(d) - jnp.log(k))
     in_range = log_x <= _log_grid_scale(rho, k, n)
-    return ForetBound(loss + complexity, complexity, sigma, in_range)
+    return ForetBound(loss + complexity, complexity, sigma, _valid_case(in_range, loss + complexity))
 
 
 def foret_grid_prior(num_params, n, weight_distance, rho) -> ForetGridPrior:
@@ -270,7 +284,7 @@ def foret_grid_prior(num_params, n, weight_distance, rho) -> ForetGridPrior:
 
     Conventions: [bounds], [rho-sam].
     """
-    _check_common(num_params, n, weight_distance, rho)
+    num_params, n, weight_distance, rho, _ = _check_common(num_params, n, weight_distance, rho)
     k, n, d, rho = _floats(num_params, n, weight_distance, rho)
     log_sigma2 = 2 * jnp.log(rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n))))
     log_c = _log_grid_scale(rho, k, n)
@@ -302,8 +316,10 @@ def foret_kl_bound(gaussian_loss, num_params, n, weight_distance, rho, delta) ->
 
     Conventions: [bounds], [rho-sam].
     """
-    check_probability("gaussian_loss", gaussian_loss)
-    _check_common(num_params, n, weight_distance, rho, delta, min_n=8)
+    gaussian_loss = check_probability("gaussian_loss", gaussian_loss)
+    num_params, n, weight_distance, rho, delta = _check_common(
+        num_params, n, weight_distance, rho, delta, min_n=8
+    )
     grid = foret_grid_prior(num_params, n, weight_distance, rho)
     bound = pac_bayes_kl_bound(gaussian_loss, grid.kl, n, delta, grid.log_union_cost)
     return ForetKlBound(bound, grid, foret_posterior_std(rho, num_params, n))
@@ -349,8 +365,8 @@ def foret_monte_carlo_bound(
 
     Conventions: [bounds], [rho-sam], [loss-mean], [rng], [float].
     """
-    check_positive("rho", rho)
-    check_open_probability("delta", delta)
+    rho = check_positive("rho", rho)
+    delta = check_open_probability("delta", delta)
     flat, _ = ravel_pytree(params)
     num_params = flat.size
     n = batch_size(batch)

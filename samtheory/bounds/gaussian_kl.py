@@ -20,8 +20,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from samtheory._validation import check_nonnegative
-from samtheory.bounds._checks import is_scalar
+from samtheory.bounds._checks import check_nonnegative, is_scalar
 
 __all__ = ["isotropic_gaussian_kl", "diagonal_gaussian_kl"]
 
@@ -48,8 +47,8 @@ def isotropic_gaussian_kl(
 
     Conventions: [bounds], [float].
     """
-    check_nonnegative("num_params", num_params)
-    check_nonnegative("squared_distance", squared_distance)
+    num_params = check_nonnegative("num_params", num_params)
+    squared_distance = check_nonnegative("squared_distance", squared_distance)
     u = posterior_log_variance - prior_log_variance
     return 0.5 * (num_params * _variance_gap(u) + squared_distance * jnp.exp(-prior_log_variance))
 

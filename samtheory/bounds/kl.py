@@ -111,8 +111,8 @@ def binary_kl(q, p) -> jax.Array:
 
     Conventions: [bounds], [float].
     """
-    check_probability("q", q)
-    check_probability("p", p)
+    q = check_probability("q", q)
+    p = check_probability("p", p)
     dtype = _float_dtype(q, p)
     return _binary_kl(jnp.asarray(q, dtype), jnp.asarray(p, dtype))
 
@@ -214,8 +214,8 @@ _kl_inverse_lower.defjvp(_jvp_rule(_kl_inverse_lower), symbolic_zeros=True)
 
 
 def _checked_inputs(q, c):
-    check_probability("q", q)
-    check_nonnegative_or_inf("c", c)
+    q = check_probability("q", q)
+    c = check_nonnegative_or_inf("c", c)
     dtype = _float_dtype(q, c)
     return jnp.asarray(q, dtype), jnp.asarray(c, dtype)
 

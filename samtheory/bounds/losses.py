@@ -15,7 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from samtheory._validation import check_positive
+from samtheory.bounds._checks import check_open_probability
 
 __all__ = ["misclassified", "zero_one_loss", "clipped_cross_entropy"]
 
@@ -93,9 +93,7 @@ def clipped_cross_entropy(scores, labels, min_probability=1e-4) -> jax.Array:
 
     Conventions: [loss-mean], [bounds].
     """
-    check_positive("min_probability", min_probability)
-    if isinstance(min_probability, (int, float)) and min_probability >= 1:
-        raise ValueError(f"min_probability must be < 1, got {min_probability!r}")
+    min_probability = check_open_probability("min_probability", min_probability)
     scores, labels = _checked(scores, labels)
     log_p = jnp.take_along_axis(jax.nn.log_softmax(scores, axis=1), labels[:, None], axis=1)[:, 0]
     log_floor = jnp.log(jnp.asarray(min_probability, scores.dtype))

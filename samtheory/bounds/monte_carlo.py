@@ -33,8 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from samtheory._validation import check_nonnegative, check_positive_int, concrete_values
-from samtheory.bounds._checks import check_open_probability, is_scalar
+from samtheory._validation import check_positive_int, concrete_values
+from samtheory.bounds._checks import check_nonnegative, check_open_probability, check_probability, is_scalar
 from samtheory.bounds.kl import kl_inverse
 
 __all__ = [
@@ -115,13 +115,21 @@ def gaussian_perturbed_losses(
     num_samples = check_positive_int("num_samples", num_samples)
     chunk_size = min(check_positive_int("chunk_size", chunk_size), num_samples)
     if is_scalar(std):
-        check_nonnegative("std", std)
+        std = check_nonnegative("std", std)
     elif jax.tree.structure(std) == jax.tree.structure(params):
-        check_nonnegative("std", ravel_pytree(std)[0])
+        std = jax.tree.map(lambda leaf: check_nonnegative("std", leaf), std)
     else:
         raise ValueError("std must be a scalar or a pytree with the structure of params")
     # jit keyed on loss_fn: repeated calls with the same function compile once.
-    return _perturbed_losses(loss_fn, params, batch, std, key, num_samples, chunk_size)
+    losses = _perturbed_losses(loss_fn, params, batch, std, key, num_samples, chunk_size)
+    leaves = jax.tree.leaves(std)
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+        # A traced std that broke its check is NaN here. A loss that compares
+        # scores (the 0-1 loss) would turn the NaN weights into a believable
+        # 0, so the NaN is carried past loss_fn explicitly.
+        std_invalid = jnp.any(jnp.stack([jnp.any(jnp.isnan(leaf)) for leaf in leaves]))
+        losses = jnp.where(std_invalid, jnp.nan, losses)
+    return losses
 
 
 def monte_carlo_upper_bound(losses, delta_prime) -> MonteCarloBound:
@@ -149,7 +157,9 @@ def monte_carlo_upper_bound(losses, delta_prime) -> MonteCarloBound:
             "losses must lie in [0, 1] (use zero_one_loss or clipped_cross_entropy); "
             f"got range [{values.min()}, {values.max()}]"
         )
-    check_open_probability("delta_prime", delta_prime)
+    # A traced sample outside [0, 1] becomes NaN, and so do the mean and the bound.
+    losses = check_probability("losses", losses)
+    delta_prime = check_open_probability("delta_prime", delta_prime)
     num_samples = losses.shape[0]
     mean = jnp.mean(losses)
     budget = jnp.log(2.0 / jnp.asarray(delta_prime, losses.dtype)) / num_samples

@@ -30,8 +30,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from samtheory._validation import check_nonnegative
-from samtheory.bounds._checks import check_at_least, check_open_probability, check_probability
+from samtheory.bounds._checks import check_at_least, check_nonnegative, check_open_probability, check_probability
 from samtheory.bounds.kl import kl_inverse
 
 __all__ = ["grid_union_cost", "pac_bayes_kl_budget", "pac_bayes_kl_bound", "mcallester_bound"]
@@ -42,7 +41,7 @@ def grid_union_cost(grid_index) -> jax.Array:
 
     Conventions: [bounds].
     """
-    check_at_least("grid_index", grid_index, 1)
+    grid_index = check_at_least("grid_index", grid_index, 1)
     j = jnp.asarray(grid_index, jnp.result_type(grid_index, float))
     return 2.0 * jnp.log(j) + math.log(math.pi**2 / 6)
 
@@ -58,10 +57,10 @@ def pac_bayes_kl_budget(kl_divergence, n, delta, log_union_cost=0.0) -> jax.Arra
 
     Conventions: [bounds].
     """
-    check_nonnegative("kl_divergence", kl_divergence)
-    check_at_least("n", n, 8)
-    check_open_probability("delta", delta)
-    check_nonnegative("log_union_cost", log_union_cost)
+    kl_divergence = check_nonnegative("kl_divergence", kl_divergence)
+    n = check_at_least("n", n, 8)
+    delta = check_open_probability("delta", delta)
+    log_union_cost = check_nonnegative("log_union_cost", log_union_cost)
     n = jnp.asarray(n, jnp.result_type(kl_divergence, n, float))
     return (kl_divergence + jnp.log(2 * jnp.sqrt(n) / delta) + log_union_cost) / n
 
@@ -80,7 +79,7 @@ def pac_bayes_kl_bound(empirical, kl_divergence, n, delta, log_union_cost=0.0) -
 
     Conventions: [bounds].
     """
-    check_probability("empirical", empirical)
+    empirical = check_probability("empirical", empirical)
     return kl_inverse(empirical, pac_bayes_kl_budget(kl_divergence, n, delta, log_union_cost))
 
 
@@ -98,11 +97,11 @@ def mcallester_bound(empirical, kl_divergence, n, delta, log_union_cost=0.0) -> 
 
     Conventions: [bounds].
     """
-    check_probability("empirical", empirical)
-    check_nonnegative("kl_divergence", kl_divergence)
-    check_at_least("n", n, 2)
-    check_open_probability("delta", delta)
-    check_nonnegative("log_union_cost", log_union_cost)
+    empirical = check_probability("empirical", empirical)
+    kl_divergence = check_nonnegative("kl_divergence", kl_divergence)
+    n = check_at_least("n", n, 2)
+    delta = check_open_probability("delta", delta)
+    log_union_cost = check_nonnegative("log_union_cost", log_union_cost)
     n = jnp.asarray(n, jnp.result_type(empirical, kl_divergence, n, float))
     numerator = kl_divergence + jnp.log(n / delta) + log_union_cost
     return empirical + jnp.sqrt(numerator / (2 * (n - 1)))

@@ -11,9 +11,9 @@ restored after it: calling :func:`load_mnist1d` leaves ``np.random`` and
 Cache policy: the cache file stores the generation arguments next to the
 arrays. When they differ from the requested ones (or the file is of an older
 layout) the data set is regenerated and the file replaced, so a cache can
-never hand back a different data set than the one asked for. A file that
-cannot be read at all raises :class:`~samtheory.data.DataError` naming it
-(pass ``regenerate=True`` to overwrite it).
+never hand back a different data set than the one asked for. The file is
+derived data: one that cannot be read, or holds arrays that do not fit its
+stored arguments, is regenerated and replaced, with a warning naming it.
 
 Conventions: [data-layout] (``float32`` ``(n, 40)``, labels ``int32``).
 """
@@ -27,6 +27,7 @@ import json
 import numbers
 import os
 import random
+import warnings
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,7 +114,7 @@ def _write_cache(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]
 
 def _read_cache(path: Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """``(meta, arrays)`` of a cache file; ``DataError`` naming it if unreadable."""
-    hint = "; delete it or call load_mnist1d(..., regenerate=True)"
+    hint = ""
     try:
         with np.load(path, allow_pickle=False) as archive:
             members = set(archive.files)
@@ -148,8 +149,7 @@ def _check_cached_arrays(path: Path, arrays: dict[str, np.ndarray], args: dict[s
         arr = arrays[name]
         if arr.shape != shape or arr.dtype != dtype:
             raise DataError(
-                f"member {name} is {arr.dtype} {arr.shape}, expected {np.dtype(dtype)} {shape}; "
-                "delete it or call load_mnist1d(..., regenerate=True)",
+                f"member {name} is {arr.dtype} {arr.shape}, expected {np.dtype(dtype)} {shape}",
                 path,
             )
     for name in ("y_train", "y_test"):
@@ -185,21 +185,33 @@ def load_mnist1d(
     ``info`` holds the generation arguments, the ``mnist1d`` version, the
     cache path and whether the cache was used (``"from_cache"``).
 
+    An existing cache file that cannot be read, or holds arrays that do not
+    fit its stored arguments, is regenerated with a ``UserWarning`` naming it.
+
     Raises ``ValueError`` naming a bad argument, and
-    :class:`~samtheory.data.DataError` naming ``path`` if it is a directory,
-    or an existing cache file cannot be read or holds arrays that do not fit
-    its stored arguments.
+    :class:`~samtheory.data.DataError` (a ``ValueError``) naming ``path`` if
+    it is a directory or lies under something that is not a directory,
+    before anything is generated.
     """
     args = mnist1d_generation_args(num_samples=num_samples, train_split=train_split, seed=seed)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
     cache = Path(path)
     if cache.is_dir():
         raise DataError("is a directory; pass a file path for the MNIST-1D cache, e.g. .../mnist1d.npz", cache)
+    blocker = next((p for p in cache.parents if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise DataError(f"is not a directory, so path {cache} cannot be created under it", blocker)
     arrays = None
     if not regenerate and cache.exists():
-        meta, stored = _read_cache(cache)
-        if meta.get("format") == _CACHE_FORMAT and meta.get("generation_args") == args:
-            _check_cached_arrays(cache, stored, args)
-            arrays = stored
+        try:
+            meta, stored = _read_cache(cache)
+            if meta.get("format") == _CACHE_FORMAT and meta.get("generation_args") == args:
+                _check_cached_arrays(cache, stored, args)
+                arrays = stored
+        except DataError as err:
+            # Derived data: a damaged file is rebuilt, not a reason to fail every figure that reads it.
+            warnings.warn(f"{err}; regenerating it", stacklevel=2)
     from_cache = arrays is not None
     if arrays is None:
         arrays = _generate(args)

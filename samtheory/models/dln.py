@@ -32,6 +32,7 @@ Conventions: [loss-mean], [loss-sq], [alpha], [rng], [float].
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import NamedTuple
 
@@ -79,10 +80,23 @@ def _check_batch(batch: Batch) -> None:
 
 
 def _check_same_shape(name: str, first: str, second: str, params: Params) -> None:
+    if not isinstance(params, Mapping) or first not in params or second not in params:
+        got = f"keys {sorted(map(str, params))}" if isinstance(params, Mapping) else type(params).__name__
+        raise TypeError(f"{name} must be a dict with keys {first!r} and {second!r}, got {got}")
     if jnp.shape(params[first]) != jnp.shape(params[second]):
         raise ValueError(
             f"{name}: {first!r} and {second!r} must have the same shape, got "
             f"{jnp.shape(params[first])} and {jnp.shape(params[second])}"
+        )
+
+
+def _check_inputs(x: jax.Array, beta: jax.Array) -> None:
+    if jnp.ndim(beta) != 1:
+        raise ValueError(f"params must hold vectors of shape (d,), got shape {jnp.shape(beta)}")
+    d = jnp.shape(beta)[0]
+    if jnp.ndim(x) != 2 or jnp.shape(x)[1] != d:
+        raise ValueError(
+            f"x must have shape (n, {d}) to match the {d} coordinates of params, got shape {jnp.shape(x)}"
         )
 
 
@@ -129,7 +143,9 @@ def beta_uv(params: Params) -> jax.Array:
 
 def predict_uv(params: Params, x: jax.Array) -> jax.Array:
     """Predictions ``X(u ⊙ v)`` for inputs ``x`` of shape ``(n, d)``. Conventions: [alpha]."""
-    return x @ beta_uv(params)
+    beta = beta_uv(params)
+    _check_inputs(x, beta)
+    return x @ beta
 
 
 def loss_uv(params: Params, batch: Batch) -> jax.Array:
@@ -174,7 +190,9 @@ def beta_pm(params: Params) -> jax.Array:
 
 def predict_pm(params: Params, x: jax.Array) -> jax.Array:
     """Predictions ``X(w₊² − w₋²)`` for inputs ``x`` of shape ``(n, d)``. Conventions: [alpha]."""
-    return x @ beta_pm(params)
+    beta = beta_pm(params)
+    _check_inputs(x, beta)
+    return x @ beta
 
 
 def loss_pm(params: Params, batch: Batch) -> jax.Array:

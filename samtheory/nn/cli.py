@@ -29,7 +29,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-__all__ = ["main", "build_parser", "FAST_COMPILE"]
+__all__ = ["main", "build_parser", "FAST_COMPILE", "SMOKE_COMMAND"]
+
+#: The smallest CPU smoke run (docs/resnet.md): a 1/16-width ResNet-18, one epoch of 128 synthetic images.
+SMOKE_COMMAND = (
+    "samtheory resnet train --dataset synthetic --synthetic-train 128 --synthetic-test 64 --epochs 1 "
+    "--batch-size 32 --width 0.0625 --no-augment --eval-batch-size 64 --fast-compile --out runs/smoke"
+)
 
 #: XLA options for the ``--fast-compile`` flag: LLVM without optimization, classic CPU fusion emitters.
 #: Compiles 2-3× faster on a CPU, runs several times slower; for smoke runs and tests.
@@ -43,41 +49,43 @@ def _add_config_arguments(parser: argparse.ArgumentParser, *, with_variant: bool
 
     d = TrainConfig()
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", choices=DATASETS, default="fashion_mnist")
+    data.add_argument("--dataset", choices=DATASETS, default="fashion_mnist", help="data set")
     data.add_argument("--data-dir", default=None, help="folder of the data files (CIFAR: required)")
     data.add_argument("--label-noise", type=float, default=d.label_noise, help="fraction of noisy train labels")
-    data.add_argument("--synthetic-train", type=int, default=d.synthetic_train, help=argparse.SUPPRESS)
-    data.add_argument("--synthetic-test", type=int, default=d.synthetic_test, help=argparse.SUPPRESS)
+    data.add_argument(
+        "--synthetic-train", type=int, default=d.synthetic_train, help="train images of --dataset synthetic"
+    )
+    data.add_argument("--synthetic-test", type=int, default=d.synthetic_test, help="test images of --dataset synthetic")
     method = parser.add_argument_group("method")
     if with_variant:
-        method.add_argument("--variant", choices=VARIANTS, default=d.variant)
+        method.add_argument("--variant", choices=VARIANTS, default=d.variant, help="the SAM variant ([normalize])")
         method.add_argument("--switch-to", choices=VARIANTS, default=None, help="variant after --switch-epoch")
         method.add_argument("--switch-epoch", type=float, default=None, help="epoch (may be fractional) of the switch")
         method.add_argument("--finetune-from", default=None, metavar="CKPT", help="initialize from this checkpoint")
-    method.add_argument("--rho", type=float, default=d.rho)
+    method.add_argument("--rho", type=float, default=d.rho, help="perturbation radius ([rho-sam])")
     method.add_argument("--m", type=int, default=None, help="m-SAM chunk size (default: n-SAM over the batch)")
     opt = parser.add_argument_group("optimization")
-    opt.add_argument("--epochs", type=int, default=d.epochs)
-    opt.add_argument("--batch-size", type=int, default=d.batch_size)
-    opt.add_argument("--lr", type=float, default=d.lr)
-    opt.add_argument("--schedule", choices=SCHEDULES, default=d.schedule)
-    opt.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs)
-    opt.add_argument("--momentum", type=float, default=d.momentum)
+    opt.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    opt.add_argument("--batch-size", type=int, default=d.batch_size, help="examples per step")
+    opt.add_argument("--lr", type=float, default=d.lr, help="peak learning rate")
+    opt.add_argument("--schedule", choices=SCHEDULES, default=d.schedule, help="learning-rate schedule")
+    opt.add_argument("--warmup-epochs", type=float, default=d.warmup_epochs, help="linear warm-up length")
+    opt.add_argument("--momentum", type=float, default=d.momentum, help="heavy-ball momentum")
     opt.add_argument("--wd", type=float, default=d.weight_decay, help="L2 weight decay (added to the gradient)")
     model = parser.add_argument_group("model")
     model.add_argument("--width", type=float, default=d.width, help="channel multiplier (1 = ResNet-18)")
-    model.add_argument("--norm", choices=("batch", "group"), default=d.norm)
+    model.add_argument("--norm", choices=("batch", "group"), default=d.norm, help="BatchNorm or GroupNorm")
     model.add_argument("--preact", action="store_true", help="PreAct ResNet-18")
     model.add_argument("--no-bf16", dest="bf16", action="store_false", help="float32 compute")
     aug = parser.add_argument_group("augmentation")
     aug.add_argument("--no-augment", dest="augment", action="store_false", help="no random crops")
     aug.add_argument("--no-flip", dest="flip", action="store_false", help="no horizontal flips")
-    aug.add_argument("--crop-pad", type=int, default=d.crop_pad)
+    aug.add_argument("--crop-pad", type=int, default=d.crop_pad, help="padding of the random crops")
     run = parser.add_argument_group("run")
-    run.add_argument("--seed", type=int, default=d.seed)
-    run.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size)
+    run.add_argument("--seed", type=int, default=d.seed, help="seed of initialization, data order, noise ([rng])")
+    run.add_argument("--eval-batch-size", type=int, default=d.eval_batch_size, help="examples per evaluation batch")
     run.add_argument("--segment-steps", type=int, default=100, help="steps per compiled call (progress granularity)")
-    run.add_argument("--no-progress", dest="progress", action="store_false")
+    run.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     run.add_argument("--fast-compile", action="store_true", help="unoptimized XLA code: CPU smoke runs")
 
 
@@ -100,11 +108,16 @@ def _config_from(args: argparse.Namespace, **overrides):
 def build_parser() -> argparse.ArgumentParser:
     """The parser of ``samtheory resnet``."""
     parser = argparse.ArgumentParser(
-        prog="samtheory resnet", description="ResNet-18 with SAM variants: training, switching study, interpolation."
+        prog="samtheory resnet", description="ResNet-18 with SAM variants: training, switching study, interpolation.",
+        epilog=f"Smallest CPU smoke run (about a minute): {SMOKE_COMMAND}",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    shows_defaults = {"formatter_class": argparse.ArgumentDefaultsHelpFormatter}
 
-    train = commands.add_parser("train", help="one training run", description="Train one ResNet-18 configuration.")
+    train = commands.add_parser(
+        "train", help="one training run", description="Train one ResNet-18 configuration.",
+        epilog=f"Smallest CPU smoke run: {SMOKE_COMMAND}", **shows_defaults,
+    )
     _add_config_arguments(train, with_variant=True)
     train.add_argument("--out", type=Path, required=True, metavar="DIR", help="checkpoint, metrics.jsonl, result.json")
     train.add_argument("--resume", action="store_true", help="continue from DIR's checkpoint if there is one")
@@ -114,10 +127,13 @@ def build_parser() -> argparse.ArgumentParser:
         "switching-study", help="ERM, SAM, ERM→SAM and SAM→ERM at each k",
         description="Run ERM-only, SAM-only and, for each k in --switch-epochs, ERM→SAM and SAM→ERM switched at "
         "epoch k (switched runs branch from the unswitched runs' checkpoints). Resumable; finished runs are skipped.",
+        **shows_defaults,
     )
     _add_config_arguments(study, with_variant=False)
-    study.add_argument("--switch-epochs", type=float, nargs="+", required=True, metavar="K")
-    study.add_argument("--sam-variant", choices=("sam", "usam", "random_sam"), default="sam")
+    study.add_argument("--switch-epochs", type=float, nargs="+", required=True, metavar="K", help="switch epochs k")
+    study.add_argument(
+        "--sam-variant", choices=("sam", "usam", "random_sam"), default="sam", help="the SAM side of each switch"
+    )
     study.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: --seed)")
     study.add_argument(
         "--results-dir", type=Path, default=None, metavar="DIR",
@@ -131,20 +147,29 @@ def build_parser() -> argparse.ArgumentParser:
     interp = commands.add_parser(
         "interpolate", help="losses on the segment between two checkpoints",
         description="Train/test loss and accuracy at (1-a) A + a B, BatchNorm statistics recomputed at each a.",
+        **shows_defaults,
     )
-    interp.add_argument("checkpoint_a", type=Path)
-    interp.add_argument("checkpoint_b", type=Path)
+    interp.add_argument("checkpoint_a", type=Path, help="the end point at a = 0")
+    interp.add_argument("checkpoint_b", type=Path, help="the end point at a = 1")
     interp.add_argument("--num", type=int, default=11, help="number of equally spaced alphas in [0, 1]")
-    interp.add_argument("--train-examples", type=int, default=10_000)
-    interp.add_argument("--batch-size", type=int, default=500)
-    interp.add_argument("--data-dir", default=None)
-    interp.add_argument("--out", type=Path, required=True, metavar="FILE.json")
-    interp.add_argument("--no-progress", dest="progress", action="store_false")
+    interp.add_argument("--train-examples", type=int, default=10_000, help="train examples evaluated at each a")
+    interp.add_argument("--batch-size", type=int, default=500, help="examples per evaluation batch")
+    interp.add_argument("--data-dir", default=None, help="folder of the data files")
+    interp.add_argument("--out", type=Path, required=True, metavar="FILE.json", help="where the result goes")
+    interp.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
     return parser
 
 
 def _train_command(args: argparse.Namespace) -> int:
-    from samtheory.nn.trainer import train
+    from samtheory.nn.trainer import CHECKPOINT_NAME, train
+
+    checkpoint = args.out / CHECKPOINT_NAME
+    if checkpoint.exists() and not args.resume:
+        # Said here, before any data is loaded, in the words of the command line.
+        raise ValueError(
+            f"--out {args.out} already holds a checkpoint ({checkpoint}); pass --resume to continue that run, "
+            "or choose another --out"
+        )
 
     config = _config_from(
         args, variant=args.variant, switch_to=args.switch_to, switch_epoch=args.switch_epoch,
