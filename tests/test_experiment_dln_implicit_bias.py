@@ -43,7 +43,7 @@ def test_first_order_integrand_ratio_is_n_times_a_gram_rayleigh_quotient(seed):
     assert low <= one / full / N <= high
 
 
-def test_ratio_is_n_d_over_n_plus_d_at_the_papers_size():
+def test_ratio_is_well_below_n_at_the_papers_size():
     """n = 20, d = 30: ratio/n inside the exact Gram bound, clearly below 1, and not below the signal phase's d/(n + d)."""
     cfg = exp.Config(ratio_draws=6, rtol=1e-7, stop_loss=1e-12)
     ratio, bounds = exp.delta_ratios(N, D, cfg)
