@@ -43,7 +43,7 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from experiments.dln_sparse_regression import notebook_problem  # noqa: E402
+from samtheory.models.dln_reference import notebook_problem  # noqa: E402
 from samtheory import sam, train  # noqa: E402
 from samtheory.models import dln  # noqa: E402
 from samtheory.results import atomic_write_json, provenance  # noqa: E402
@@ -130,10 +130,9 @@ def main(argv=None):
     parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).parent / "results" / "bench_dln.json")
     args = parser.parse_args(argv)
 
-    train_np, test_np = notebook_problem(N, D, K, 1000)
-    x, y = train_np["x"], train_np["y"]
-    data = jax.tree.map(jnp.asarray, train_np)
-    test = jax.tree.map(jnp.asarray, test_np)
+    problem = notebook_problem(N, D, K, 1000)
+    data, test = problem.train, problem.test
+    x, y = np.asarray(data["x"]), np.asarray(data["y"])
     nb_record = notebook_record_steps()
     nb_record = nb_record[nb_record < STEPS]  # loop index i records after update i + 1
     u0, v0 = np.full(D, 0.1), np.zeros(D)

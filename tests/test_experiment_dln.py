@@ -15,6 +15,7 @@ import numpy as np
 from experiments import dln_sparse_regression as exp
 from samtheory import figures, sam
 from samtheory.models import dln
+from samtheory.models.dln_reference import notebook_problem
 
 
 def _notebook_runs(cfg):
@@ -37,7 +38,7 @@ def test_full_config_reproduces_the_notebook_numbers():
 
 def test_notebook_one_sam_convention_is_half_our_rho():
     """The notebook's 1-SAM ascent ρ·∇(r_k²) equals our ascent 2ρ·∇(½ r_k²): one step, explicitly."""
-    train_set, _ = exp.notebook_problem(20, 30, 3, 10)
+    train_set = notebook_problem(20, 30, 3, 10).train
     x, y = train_set["x"], train_set["y"]
     rng = np.random.default_rng(0)
     u, v = rng.normal(size=30), rng.normal(size=30)
