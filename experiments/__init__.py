@@ -20,6 +20,7 @@ FIGURE_MODULES: tuple[str, ...] = (
     "convergence_bounds",
     "sam_quadratic_stability",
     "sharpness_manifold_drift",
+    "error_vs_rho_and_m",
     "hessian_spectra",
     "label_noise",
     "m_sharpness_correlation",

@@ -19,15 +19,36 @@ loss is run as SAM with the second-order term (``second_order=True``), i.e.
 gradient descent on ``L^Asc``, at step sizes 4× apart, each for the same time
 η·steps.
 
-What the ascent-direction runs show. Wen, Ma & Li's λ_min statement (their
-Thm E.4) is about the *infimum* of ``L^Asc`` near the manifold, approached
-from a vanishing displacement along the flattest nonzero direction. Gradient
-descent on ``L^Asc`` does not get there at a fixed step: it settles into a
-2-cycle a distance ≈ 0.2ρ–0.3ρ off the manifold whose ascent direction mixes
-the top and bottom eigenvectors, and the end point on the plane is the
-argmin of a mix ``aF₁ + bF₂`` (on the segment from (0, 0) to (1, ½)). The mix
-moves toward ``F₂`` as η shrinks; panel (d) measures the distance to the
-predicted (0, 0) against η and fits its slope.
+Which theorem covers which panel, and in which regime.
+
+* Panels (a) and (b) are Wen, Ma & Li's (2023) dynamics theorems: full-batch
+  normalized SAM tracks a Riemannian gradient flow of λ₁ on the manifold,
+  stochastic 1-SAM one of the trace, both as η, ρ → 0, the drift along the
+  manifold happening over Θ(1/(ηρ²)) steps. Here η·steps = 2000 at
+  ρ = 0.1, i.e. 20 times that time scale (1/ρ² = 100 in η·steps). What we
+  could not check from the text at hand: the exact smallness conditions
+  their full-batch theorem puts on η against ρ (we ran one (η, ρ) pair, and
+  both runs do end at their predictions).
+* The λ_min statement about the ascent-direction loss (their limiting
+  regularizer of ``L^Asc``, the module's Thm E.4 reference) is **not a
+  dynamics theorem**: it is the limit as ρ → 0 of the *infimum* of
+  ``(L^Asc − L)/ρ²`` over a vanishing neighbourhood of the manifold,
+  approached along the flattest nonzero direction. It has no step size and
+  no time scale; no theorem we know of says what gradient descent on
+  ``L^Asc`` converges to. Panels (c)–(d) therefore lie **outside any
+  theorem's regime**: they are an experiment, not a check. (The horizon is
+  not the issue: each ascent run lasts η·steps = ``ascent_time`` = 1000,
+  ten times the Θ(1/(ηρ²)) drift time.)
+
+What the ascent-direction runs show, and only at the four step sizes run.
+Gradient descent on ``L^Asc`` settles into a 2-cycle off the manifold whose
+ascent direction mixes the top and bottom eigenvectors (its curvature near
+the manifold grows like ρ/distance, so a fixed step cannot approach it), and
+the end point on the plane is the argmin of a mix ``aF₁ + bF₂`` (on the
+segment from (0, 0) to (1, ½)). Over η from 8·10⁻³ down to 1.25·10⁻⁴ the
+mix moves toward ``F₂`` and the distance to argmin 2F₂ = (0, 0) shrinks with
+the fitted log-log slope of panel (d). Whether it reaches (0, 0) as η → 0 is
+an extrapolation from four step sizes, not shown here.
 
 Conventions: [loss-mean], [rho-sam], [m], [normalize].
 """
@@ -38,16 +59,18 @@ import dataclasses
 from collections.abc import Callable
 
 import jax
+import matplotlib
 import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullFormatter
 
 from samtheory import sam, train
+from samtheory.style import VARIANT_COLORS
 
 NAME = "sharpness_manifold_drift"
 TITLE = "Implicit biases along a manifold of minimizers: n-SAM (lambda_max), 1-SAM (trace), ascent-direction"
-CODE_VERSION = 2
+CODE_VERSION = 3
 
 PREDICTIONS = {"lambda_max": (1.0, 0.5), "trace": (2.0 / 3.0, 1.0 / 3.0), "lambda_min": (0.0, 0.0)}
 
@@ -125,10 +148,14 @@ def plot(result: dict, cfg: Config) -> Figure:
             path = result[key]
             label = key.replace("_path", "")
             if label.startswith("ascent_"):
-                label = f"η = {result['ascent_step_sizes'][int(label.split('_')[1])]:g}"
+                # Step sizes, not variants: a sequential map, darker = smaller η.
+                i = int(label.split("_")[1])
+                color = matplotlib.colormaps["Oranges"](0.35 + 0.6 * i / max(1, len(result["ascent_step_sizes"]) - 1))
+                label = f"η = {result['ascent_step_sizes'][i]:g}"
             else:
+                color = VARIANT_COLORS[label]
                 label = f"η = {cfg.step_size:g}"
-            ax.plot(path[:, 0], path[:, 1], "-", lw=1.2, label=label)
+            ax.plot(path[:, 0], path[:, 1], "-", lw=1.2, color=color, label=label)
             ax.plot(path[-1, 0], path[-1, 1], "o", ms=5, color=ax.lines[-1].get_color())
         px, py = PREDICTIONS[field]
         ax.plot(px, py, "r*", ms=12, label="predicted minimizer")
@@ -136,18 +163,24 @@ def plot(result: dict, cfg: Config) -> Figure:
         ax.legend(fontsize=7)
     etas, distances, offsets = _ascent_end_points(result)
     ax = axes[3]
-    ax.loglog(etas, distances, "o-", label="end point to argmin $2F_2$ (on the plane)")
-    ax.loglog(etas, offsets, "s--", label=r"distance off the manifold $\|(x_3, x_4)\|$")
+    ax.loglog(etas, distances, "o-", color=matplotlib.colormaps["Oranges"](0.8), label="end point to argmin $2F_2$ (on the plane)")
+    ax.loglog(etas, offsets, "s--", color="0.45", label=r"distance off the manifold $\|(x_3, x_4)\|$")
     slope = ascent_distance_slope(result)
     ax.set(xlabel="step size η", ylabel="distance",
-           title=f"(d) GD on $L^{{Asc}}$: end point vs η (slope {slope:.2f})")
+           title=f"(d) {len(etas)} step sizes only (slope {slope:.2f})")
     ax.legend(fontsize=7)
     # Minor-tick labels on a decade-wide log axis overlap; label the measured η instead.
     ax.xaxis.set_minor_formatter(NullFormatter())
     ax.yaxis.set_minor_formatter(NullFormatter())
     ax.set_xticks(etas, [f"{eta:g}" for eta in etas])
+    # A log axis needs more than one labelled tick: label round values across the measured range.
+    values = np.concatenate([distances, offsets])
+    yticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0) if values.min() / 1.5 <= t <= values.max() * 1.5]
+    ax.set_yticks(yticks, [f"{t:g}" for t in yticks])
     fig.suptitle(f"normalized SAM, ρ = {cfg.rho:g}, {cfg.num_steps} steps, start (x₁, x₂) = "
-                 f"({cfg.start[0]:g}, {cfg.start[1]:g})", fontsize=9)
+                 f"({cfg.start[0]:g}, {cfg.start[1]:g}). (a), (b): Wen–Ma–Li's theorems; (c), (d): outside any "
+                 f"theorem's regime (their λ_min result is about the infimum of $L^{{Asc}}$, not about GD on it)",
+                 fontsize=9)
     return fig
 
 

@@ -101,6 +101,7 @@ def train_lanes(
     momentum: float,
     record_steps: np.ndarray,
     metrics_fn: Callable[[mlp.MLPParams, jax.Array], dict],
+    variant_fn: Callable | None = None,
 ) -> train.TrainResult:
     """Train every lane in one ``jit(vmap(train.run))`` call; leading axis of the result = lanes.
 
@@ -117,6 +118,9 @@ def train_lanes(
       record_steps: steps at which ``metrics_fn`` is evaluated ([record]).
       metrics_fn: ``metrics_fn(params, labels) -> dict`` of scalars, with the
         lane's train labels.
+      variant_fn: ``variant_fn(rho)`` builds each lane's variant from its
+        traced ``rho``; default ``SAM(rho, m=m, normalize=True)`` (e.g.
+        ``lambda r: sam.RandomSAM(r)`` for random perturbations).
 
     Raises :class:`samtheory.errors.DivergenceError` naming the first lane
     that produced a non-finite parameter or metric.
@@ -140,13 +144,15 @@ def train_lanes(
     if np.any(np.asarray(lanes.label_index) >= len(label_sets)) or np.any(np.asarray(lanes.label_index) < 0):
         raise ValueError(f"lanes.label_index must index the {len(label_sets)} label sets")
 
+    make_variant = variant_fn if variant_fn is not None else (lambda rho: sam.SAM(rho, m=m, normalize=True))
+
     def one_lane(rho, learning_rate, label_index, seed):
         init_key, batch_key = jax.random.split(jax.random.PRNGKey(seed))
         y = labels[label_index]
         params0 = mlp.init_mlp(init_key, sizes, init=init, dtype=dtype)
         optimizer = optax.sgd(optax.cosine_decay_schedule(learning_rate, num_steps), momentum=momentum)
         return train.run(
-            loss_fn, params0, (x, y), variant=sam.SAM(rho, m=m, normalize=True), num_steps=num_steps,
+            loss_fn, params0, (x, y), variant=make_variant(rho), num_steps=num_steps,
             optimizer=optimizer, batch_size_per_step=batch_size, record_steps=record_steps,
             metrics_fn=lambda p: metrics_fn(p, y), key=batch_key,
         )

@@ -1,10 +1,16 @@
 """Wen, Ma & Li's implicit biases on the toy manifold (experiments/sharpness_manifold_drift.py).
 
 Full-batch normalized SAM must end at argmin λ₁ and 1-SAM near argmin Tr (an
-O(ρ) offset is expected at finite ρ). Gradient descent on the ascent-direction
-loss reaches argmin of the smallest nonzero eigenvalue only as η → 0: at a
-fixed step it stops at the argmin of a mix of F₁ and F₂ (see the module
-docstring), and the test checks that structure and the trend in η.
+O(ρ) offset is expected at finite ρ): Wen, Ma & Li's dynamics theorems, run at
+η·steps = 20/ρ², past their Θ(1/(ηρ²)) drift time.
+
+Gradient descent on the ascent-direction loss is outside any theorem's regime:
+Wen–Ma–Li's λ_min statement is the limiting regularizer of L^Asc (an infimum
+near the manifold), not a statement about GD on it, so there is no predicted
+rate to test. What is checked is only what the four step sizes show: at each
+fixed step GD stops at the argmin of a mix of F₁ and F₂ (module docstring),
+and the end point moves toward argmin 2F₂ as η shrinks. That it reaches it as
+η → 0 is not claimed.
 """
 
 import numpy as np
@@ -32,7 +38,7 @@ def test_n_sam_reaches_argmin_lambda_max_and_one_sam_argmin_trace(full_run):
     assert np.linalg.norm(one_end - np.asarray(exp.PREDICTIONS["lambda_max"])) > 0.2
 
 
-def test_ascent_direction_gd_tends_to_argmin_lambda_min_as_step_shrinks(full_run):
+def test_ascent_direction_gd_moves_toward_argmin_lambda_min_as_step_shrinks(full_run):
     cfg, result = full_run
     etas, distances, offsets = exp._ascent_end_points(result)
     assert np.all(np.diff(etas) < 0)
