@@ -60,7 +60,7 @@ import jax.numpy as jnp
 import numpy as np
 from matplotlib.figure import Figure
 
-from experiments import _mlp_training as mt
+from samtheory import mlp_training as mt
 from samtheory import sam, train
 from samtheory.data import load_mnist1d
 from samtheory.models import dln, mlp
@@ -237,7 +237,7 @@ def run_mlp(m_cfg: MLPConfig) -> dict:
     tests, trains = [], []
     for m in m_cfg.ms:
         n_sam = m == m_cfg.batch_size
-        # rho = 0 is ERM exactly (module docstring of _mlp_training); it rides in the n-SAM call.
+        # rho = 0 is ERM exactly (module docstring of samtheory.mlp_training); it rides in the n-SAM call.
         grid, shape = lanes((0.0, *m_cfg.rhos) if n_sam else m_cfg.rhos)
         result = mt.train_lanes(lanes=grid, m=None if n_sam else m, **common)
         test, train_error = final(result, shape, "test_error"), final(result, shape, "train_error")

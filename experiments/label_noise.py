@@ -47,7 +47,7 @@ Setup (every choice is a :class:`Config` field):
   (≈ 83 epochs). Every variant starts from the same weights and sees the
   same minibatches and the same noisy labels per seed (paired comparison).
   All lanes of one variant family (every ρ and seed) run in one
-  ``jit(vmap)`` call (:mod:`experiments._mlp_training`).
+  ``jit(vmap)`` call (:mod:`samtheory.mlp_training`).
 * **m-SAM is left out of the full figure** for time (its lanes cost 5.5 ms
   per step against n-SAM's 3.3 on a CPU). An exploratory run (1 seed, same
   setup, m = 10): ρ = 0.025 and 0.05 fitted 100 % and 99.8 % of the wrong
