@@ -38,6 +38,7 @@ from samtheory.models import dln
 
 NAME = "dln_sparse_regression"
 TITLE = "Diagonal linear network: test loss of ERM, n-SAM and 1-SAM (unnormalized) against rho"
+CAPTION = "On the reference notebook's own instance 1-SAM reaches a 10× lower test loss than ERM (0.00153 against 0.01645); fresh draws show how far that advantage carries."
 CODE_VERSION = 1
 
 # A run whose final train loss is above this has not interpolated in the step budget.

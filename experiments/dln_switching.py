@@ -32,6 +32,7 @@ from samtheory.models import dln
 
 NAME = "dln_switching"
 TITLE = "DLN: ERM<->1-SAM switching and linear interpolation between ERM and ERM->SAM solutions"
+CAPTION = "Test loss of the diagonal network after switching between ERM and 1-SAM, and along the straight path between the ERM and ERM → 1-SAM solutions."
 CODE_VERSION = 1
 
 

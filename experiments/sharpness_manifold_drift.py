@@ -47,6 +47,7 @@ from samtheory import sam, train
 
 NAME = "sharpness_manifold_drift"
 TITLE = "Implicit biases along a manifold of minimizers: n-SAM (lambda_max), 1-SAM (trace), ascent-direction"
+CAPTION = "Along a manifold of minimizers n-SAM drifts to the point of smallest λ₁ and 1-SAM to the point of smallest trace, as Wen, Ma & Li predict."
 CODE_VERSION = 2
 
 PREDICTIONS = {"lambda_max": (1.0, 0.5), "trace": (2.0 / 3.0, 1.0 / 3.0), "lambda_min": (0.0, 0.0)}

@@ -15,6 +15,12 @@ Required:
     entry are one name). Letters, digits, ``_``, ``-`` and ``.`` only.
 ``TITLE: str``
     One line saying what the figure shows.
+``CAPTION: str``
+    One sentence saying what to see in the figure (the point a reader should
+    take from the slide), e.g. "1-SAM's kink count stays at 5 whatever the
+    counting tolerance; ERM's moves between 5 and 10." Shown under the
+    figure in the README and stored in the manifest. One line, ending with
+    a full stop.
 ``Config``
     A ``@dataclass(frozen=True)`` whose fields are plain JSON values:
     numbers, strings, bools, ``None``, tuples/lists of those, nested frozen
@@ -83,6 +89,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
@@ -99,6 +106,7 @@ from samtheory.results import (
     save_result_npz,
     to_jsonable,
 )
+from samtheory.style import SLIDE_RC
 
 __all__ = [
     "DEFAULT_OUT_DIR",
@@ -159,6 +167,7 @@ class FigureModule(Protocol):
 
     NAME: str
     TITLE: str
+    CAPTION: str
     Config: type
 
     def config(self, quick: bool) -> Any: ...
@@ -217,6 +226,7 @@ class FigureRecord:
 
     name: str
     title: str
+    caption: str
     key: str
     code_version: int
     quick: bool
@@ -235,6 +245,7 @@ class FigureRecord:
         """The JSON entry of this figure in ``manifest.json``."""
         return {
             "title": self.title,
+            "caption": self.caption,
             "config": self.config,
             "key": self.key,
             "code_version": self.code_version,
@@ -285,7 +296,7 @@ def check_figure_module(module: Any) -> None:
     Checks presence and types of the attributes, not what the functions do.
     """
     label = getattr(module, "__name__", repr(module))
-    missing = [a for a in ("NAME", "TITLE", "Config", "config", "run", "plot") if not hasattr(module, a)]
+    missing = [a for a in ("NAME", "TITLE", "CAPTION", "Config", "config", "run", "plot") if not hasattr(module, a)]
     if missing:
         raise FigureProtocolError(f"figure module {label} lacks {', '.join(missing)}")
     name = module.NAME
@@ -293,6 +304,11 @@ def check_figure_module(module: Any) -> None:
         raise FigureProtocolError(f"figure module {label}: NAME {name!r} is not a valid file stem")
     if not isinstance(module.TITLE, str):
         raise FigureProtocolError(f"figure module {label}: TITLE must be a str")
+    caption = module.CAPTION
+    if not (isinstance(caption, str) and caption.strip() and "\n" not in caption and caption.rstrip().endswith(".")):
+        raise FigureProtocolError(
+            f"figure module {label}: CAPTION must be one non-empty line ending with '.', got {caption!r}"
+        )
     if not (dataclasses.is_dataclass(module.Config) and isinstance(module.Config, type)):
         raise FigureProtocolError(f"figure module {label}: Config must be a dataclass")
     if not module.Config.__dataclass_params__.frozen:
@@ -509,11 +525,15 @@ def run_figure(
     summary = _check_summary(name, module.summary(result, config)) if hasattr(module, "summary") else {}
 
     start = time.perf_counter()
-    fig = module.plot(result, config)
+    # Every figure is drawn in the slide style (samtheory.style.SLIDE_RC); a
+    # module's explicit sizes still win over it.
+    with matplotlib.rc_context(SLIDE_RC):
+        fig = module.plot(result, config)
     if not isinstance(fig, Figure):
         raise FigureProtocolError(f"figure {name!r}: plot() returned {type(fig).__name__}, expected a Figure")
     try:
-        png, pdf = save_figure(fig, out, name)
+        with matplotlib.rc_context(SLIDE_RC):
+            png, pdf = save_figure(fig, out, name)
     finally:
         # Free pyplot-managed figures; a bare Figure() is garbage collected.
         pyplot = sys.modules.get("matplotlib.pyplot")
@@ -524,6 +544,7 @@ def run_figure(
     record = FigureRecord(
         name=name,
         title=module.TITLE,
+        caption=module.CAPTION,
         key=key,
         code_version=code_version,
         quick=quick,
