@@ -37,6 +37,9 @@ Required:
     Draws the result. It receives exactly what a cache hit would give:
     NumPy arrays and Python scalars. Prefer ``matplotlib.figure.Figure()``
     over ``pyplot`` (no global state); a pyplot figure is closed after saving.
+    It may return a dict ``{suffix: Figure}`` instead: the ``""`` entry is
+    the main figure (the slide that makes the point), each other one is
+    saved as ``<NAME>_<suffix>.png``/``.pdf`` (supporting detail).
 
 Optional:
 
@@ -240,6 +243,8 @@ class FigureRecord:
     pdf: Path
     cache_file: Path
     result: Mapping[str, ResultValue] = dataclasses.field(repr=False, compare=False)
+    #: Further figures of the module (``plot`` returned a dict): suffix → (png, pdf).
+    extra_files: Mapping[str, tuple[Path, Path]] = dataclasses.field(default_factory=dict)
 
     def manifest_entry(self) -> dict[str, Any]:
         """The JSON entry of this figure in ``manifest.json``."""
@@ -254,7 +259,9 @@ class FigureRecord:
             "runtime": {"run_s": self.run_s, "plot_s": self.plot_s},
             "cache_hit": self.cache_hit,
             "summary": self.summary,
-            "files": {"png": self.png.name, "pdf": self.pdf.name},
+            "files": {"png": self.png.name, "pdf": self.pdf.name,
+                      **({"extra": {k: {"png": png.name, "pdf": pdf.name} for k, (png, pdf) in self.extra_files.items()}}
+                         if self.extra_files else {})},
             "rendered_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
@@ -415,6 +422,25 @@ def _check_summary(figure: str, summary: Any) -> dict[str, Any]:
     return out
 
 
+def _figure_parts(name: str, drawn: Any) -> dict[str, Figure]:
+    """``plot``'s return value as ``{suffix: Figure}``; ``""`` is the main figure (``<NAME>.png``).
+
+    ``plot`` returns one Figure, or a dict of them when the point of a figure
+    fits one slide and its supporting detail needs another: the ``""`` entry
+    is saved as ``<NAME>.png``/``.pdf``, each other ``suffix`` as
+    ``<NAME>_<suffix>.png``/``.pdf``.
+    """
+    parts = dict(drawn) if isinstance(drawn, Mapping) else {"": drawn}
+    if "" not in parts:
+        raise FigureProtocolError(f"figure {name!r}: plot() returned a dict without the main figure under key ''")
+    for suffix, fig in parts.items():
+        if not isinstance(fig, Figure):
+            raise FigureProtocolError(f"figure {name!r}: plot() returned {type(fig).__name__}, expected a Figure")
+        if suffix and not (isinstance(suffix, str) and _NAME_RE.match(suffix)):
+            raise FigureProtocolError(f"figure {name!r}: figure suffix {suffix!r} is not a valid file-name part")
+    return parts
+
+
 def save_figure(fig: Figure, out_dir: str | Path, name: str) -> tuple[Path, Path]:
     """Write ``fig`` as ``<out_dir>/<name>.png`` and ``.pdf`` atomically; return both paths.
 
@@ -528,17 +554,23 @@ def run_figure(
     # Every figure is drawn in the slide style (samtheory.style.SLIDE_RC); a
     # module's explicit sizes still win over it.
     with matplotlib.rc_context(SLIDE_RC):
-        fig = module.plot(result, config)
-    if not isinstance(fig, Figure):
-        raise FigureProtocolError(f"figure {name!r}: plot() returned {type(fig).__name__}, expected a Figure")
+        drawn = module.plot(result, config)
+    parts = _figure_parts(name, drawn)
+    extra: dict[str, tuple[Path, Path]] = {}
     try:
         with matplotlib.rc_context(SLIDE_RC):
-            png, pdf = save_figure(fig, out, name)
+            for suffix, fig in parts.items():
+                paths = save_figure(fig, out, name if not suffix else f"{name}_{suffix}")
+                if suffix:
+                    extra[suffix] = paths
+                else:
+                    png, pdf = paths
     finally:
         # Free pyplot-managed figures; a bare Figure() is garbage collected.
         pyplot = sys.modules.get("matplotlib.pyplot")
         if pyplot is not None:
-            pyplot.close(fig)
+            for fig in parts.values():
+                pyplot.close(fig)
     plot_s = time.perf_counter() - start
 
     record = FigureRecord(
@@ -556,6 +588,7 @@ def run_figure(
         summary=summary,
         png=png,
         pdf=pdf,
+        extra_files=extra,
         cache_file=cache_file,
         result=result,
     )
