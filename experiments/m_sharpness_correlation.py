@@ -80,7 +80,7 @@ from samtheory.models import mlp
 
 NAME = "m_sharpness_correlation"
 TITLE = "m-sharpness against the generalization gap of MNIST-1D MLPs: Kendall tau per m (Foret et al. Fig. 3 right)"
-CAPTION = "m-sharpness ranks the generalization gap of the 35 trained MLPs only for small m: Kendall τ falls from 0.37 at m = 1 to about 0 at m = 256 and below."
+CAPTION = "m-sharpness ranks the generalization gap of the 35 trained MLPs only for small m: Kendall τ is 0.39 at m = 1 and falls to 0.02 at m = 1024."
 CODE_VERSION = 0
 
 #: The hyperparameter axes of the grid, in the order of the result arrays' leading axes.

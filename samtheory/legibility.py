@@ -28,7 +28,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
 
-__all__ = ["SLIDE_WIDTH_IN", "MIN_SLIDE_POINTS", "OVERLAP_PAD_POINTS", "Problem", "legibility_problems"]
+__all__ = ["SLIDE_WIDTH_IN", "MIN_SLIDE_POINTS", "OVERLAP_PAD_POINTS", "Problem", "legibility_problems", "figure_module_problems"]
 
 #: Width of a 16:9 slide (PowerPoint / Beamer "wide" at 13.33 in × 7.5 in).
 SLIDE_WIDTH_IN = 13.333
@@ -132,3 +132,18 @@ def legibility_problems(
                     f"{text_a.get_text()[:40]!r} and {text_b.get_text()[:40]!r}",
                 ))
     return problems
+
+
+def figure_module_problems(module, result: dict, config) -> dict[str, list[Problem]]:
+    """Draw a figure module's ``plot(result, config)`` as the pipeline does (under ``SLIDE_RC``) and check it.
+
+    Returns ``{suffix: problems}`` for every figure ``plot`` returns (``""``: the main one).
+    """
+    import matplotlib
+
+    from samtheory.style import SLIDE_RC
+
+    with matplotlib.rc_context(SLIDE_RC):
+        drawn = module.plot(result, config)
+        parts = dict(drawn) if isinstance(drawn, dict) else {"": drawn}
+        return {suffix: legibility_problems(fig) for suffix, fig in parts.items()}
