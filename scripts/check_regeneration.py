@@ -37,13 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="regenerate the quick configurations")
     parser.add_argument("--float32-rtol", type=float, default=regeneration.FLOAT32_RTOL,
                         help="relative tolerance for float32 figures (default %(default)g)")
+    parser.add_argument("--float64-rtol", type=float, default=0.0,
+                        help="relative tolerance for float64 figures (default 0: bitwise; for another machine type)")
     parser.add_argument("--out", default=None, help="keep the regenerated figures here instead of a temp dir")
     args = parser.parse_args(argv)
     manifest = args.manifest or ("paper_figs/quick/manifest.json" if args.quick else "paper_figs/manifest.json")
     samtheory.enable_float64()
     try:
         checks = regeneration.check_regeneration(args.names or None, manifest, quick=args.quick, out_dir=args.out,
-                                                 float32_rtol=args.float32_rtol)
+                                                 float32_rtol=args.float32_rtol, float64_rtol=args.float64_rtol)
     except (KeyError, ValueError, FileNotFoundError) as err:
         print(f"check_regeneration: {err}", file=sys.stderr)
         return 2

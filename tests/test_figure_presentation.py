@@ -167,6 +167,10 @@ def test_a_regeneration_reproduces_a_float64_manifest_bitwise_and_finds_a_change
     for name in names:
         figures.run_figure(figures.load_figure_module(name), quick=True, out_dir=tmp_path / "committed",
                            cache_dir=tmp_path / "cache")
+        record = figures.run_figure(figures.load_figure_module(name), quick=True, out_dir=tmp_path / "regen0",
+                                    cache_dir=tmp_path / "cache")  # a cache hit: only plots again
+        assert legibility.figure_module_problems(figures.load_figure_module(name), dict(record.result),
+                                                 figures.load_figure_module(name).config(True)) == {"": []}
     manifest = tmp_path / "committed" / "manifest.json"
     checks = regeneration.check_regeneration(names, manifest, quick=True, out_dir=tmp_path / "regen")
     assert [c.ok for c in checks] == [True, True] and all(c.compared > 0 and not c.float32 for c in checks)
@@ -180,3 +184,9 @@ def test_a_regeneration_reproduces_a_float64_manifest_bitwise_and_finds_a_change
     assert [m.key for m in quad.mismatches] == [key] and resnet.stale
     with pytest.raises(ValueError, match="quick"):
         regeneration.check_regeneration(names, manifest, quick=False)
+
+
+def test_convergence_bounds_reads_on_a_slide(tmp_path):
+    module = figures.load_figure_module("convergence_bounds")
+    record = figures.run_figure(module, quick=True, out_dir=tmp_path, cache_dir=tmp_path / "cache")
+    assert legibility.figure_module_problems(module, dict(record.result), module.config(True)) == {"": []}
