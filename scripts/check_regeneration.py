@@ -6,11 +6,12 @@
     python scripts/check_regeneration.py --quick --manifest paper_figs/quick/manifest.json NAME
 
 Each figure is recomputed (no cache is read) into a temporary directory and
-its summary compared with the manifest entry: bitwise for float64 figures,
-within a relative tolerance (--float32-rtol, default
-samtheory.regeneration.FLOAT32_RTOL) for figures whose config computes in
-float32. Run it from the repository root of a clean checkout; a manifest
-entry made by another config or CODE_VERSION is reported as stale.
+its summary compared with the manifest entry, bitwise (float32 figures too:
+samtheory.regeneration.FLOAT32_RTOL is 0; docs/pipeline.md says why). Run it
+from the repository root of a clean checkout, on the machine type that made
+the manifest; on another one, --float64-rtol 1e-12 absorbs the last-bit
+differences of float64 figures. A manifest entry made by another config or
+CODE_VERSION is reported as stale.
 
 Exit status: 0 all reproduced, 1 some differ or are stale, 2 usage error.
 Conventions: [float] (float64 is enabled first, as the CLI does).
