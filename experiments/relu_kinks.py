@@ -92,17 +92,22 @@ from jax.flatten_util import ravel_pytree
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator, ScalarFormatter
 
-from samtheory import sam, train
+from samtheory import sam, style, train
 from samtheory.models import relu1d
 
 NAME = "relu_kinks"
 TITLE = "2-layer ReLU nets on 1-D data: kinks of the fit for ERM, n-/1-SAM and n-/1-USAM against rho"
-CODE_VERSION = 3
+CAPTION = "1-SAM's fit has 5 kinks, the fewest any interpolant of these data can have, at every counting tolerance, while ERM's median count moves from 10.5 down to 5 as the tolerance grows."
+CODE_VERSION = 4  # 4: the divergence probes (1-USAM at rho = 0.06)
 
 VARIANTS = ("erm", "n_sam", "one_sam", "n_usam", "one_usam")
 SAM_VARIANTS = VARIANTS[1:]
-LABELS = {"erm": "ERM", "n_sam": "n-SAM", "one_sam": "1-SAM", "n_usam": "n-USAM", "one_usam": "1-USAM"}
-COLORS = {"erm": "k", "n_sam": "tab:blue", "one_sam": "tab:green", "n_usam": "tab:purple", "one_usam": "tab:orange"}
+# Labels and colours from samtheory.style; this module's "n_usam" is the style's "usam".
+_STYLE_KEY = {"erm": "erm", "n_sam": "n_sam", "one_sam": "one_sam", "n_usam": "usam", "one_usam": "one_usam"}
+LABELS = {name: style.variant_label(key) for name, key in _STYLE_KEY.items()}
+COLORS = {name: style.variant_color(key) for name, key in _STYLE_KEY.items()}
+#: Result keys that may be non-finite: a diverging probe run has no final loss (the plot marks it).
+ALLOW_NONFINITE = frozenset({"probe_final_train_loss"})
 # A run "fits" when its RMS residual √(2L) is ≤ 0.014, under 3% of the 0.5 spacing of the label values.
 FIT_TRAIN_LOSS = 1e-4
 PARAM_NAMES = ("w", "b", "a", "c")
@@ -128,6 +133,10 @@ class Config:
     merge_fracs_checked: tuple[float, ...] = (0.02, 0.05, 0.1)
     jump_fracs_checked: tuple[float, ...] = (0.01, 0.05, 0.1)
     num_records: int = 12
+    # (variant, ρ) pairs one grid step beyond a variant's grid, run only to record whether and where each seed
+    # diverges or stalls: they show why the grid stops there (1-USAM: its grid ends at 0.03, one factor 2
+    # below n-USAM's 0.06).
+    probes: tuple[tuple[str, float], ...] = (("one_usam", 0.06),)
 
 
 def config(quick: bool) -> Config:
@@ -247,7 +256,7 @@ def step_schedule(cfg: Config) -> optax.Schedule:
     )
 
 
-def simulate(cfg: Config, name: str, data: dict) -> train.TrainResult:
+def simulate(cfg: Config, name: str, data: dict, *, check: bool = True) -> train.TrainResult:
     """All (seed, ρ) runs of one variant in one compiled, vmapped call; axes (seed, ρ).
 
     The recorded "metrics" are the train loss and the parameters themselves,
@@ -268,7 +277,7 @@ def simulate(cfg: Config, name: str, data: dict) -> train.TrainResult:
 
     grid = jax.jit(functools.partial(train.sweep, one_run))
     result = grid(jnp.asarray(rhos_of(cfg, name)), jnp.asarray(cfg.seeds))
-    return train.check_finite(result, names=(f"{name}: seed index", "rho index"))
+    return train.check_finite(result, names=(f"{name}: seed index", "rho index")) if check else result
 
 
 def _sharpness_fn(data: dict, template: dict, iterations: int = 500) -> Callable:
@@ -331,7 +340,30 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
         done += weights[name]
         if progress is not None:
             progress(done / sum(weights.values()))
+    out.update(_probe(cfg, data))
     return out
+
+
+def _probe(cfg: Config, data: dict) -> dict:
+    """The :attr:`Config.probes` runs, unchecked: per (probe, seed) the step of divergence (−1: none) and the
+    final train loss (NaN where diverged, [record])."""
+    names = [name for name, _ in cfg.probes]
+    unknown = sorted(set(names) - set(SAM_VARIANTS))
+    if unknown:
+        raise ValueError(f"probes must name variants among {SAM_VARIANTS}, got {unknown}")
+    diverged, final = [], []
+    for name, rho in cfg.probes:
+        result = simulate(dataclasses.replace(cfg, **{f"rhos_{name}": (rho,)}), name, data, check=False)
+        diverged.append(np.asarray(result.diverged_step)[:, 0])
+        loss = np.asarray(result.metrics["train_loss"])[:, 0, -1]
+        final.append(np.where(np.asarray(result.diverged_step)[:, 0] >= 0, np.nan, loss))
+    shape = (len(cfg.probes), len(cfg.seeds))
+    return {
+        "probe_variant": np.asarray([VARIANTS.index(n) for n in names], dtype=np.int64),
+        "probe_rho": np.asarray([rho for _, rho in cfg.probes], dtype=np.float64),
+        "probe_diverged_step": np.asarray(diverged, dtype=np.int64).reshape(shape),
+        "probe_final_train_loss": np.asarray(final, dtype=np.float64).reshape(shape),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -359,26 +391,26 @@ def _params(result: dict, name: str, seed_index: int, rho_index: int) -> dict:
     return {k: result[f"{name}_{k}"][seed_index, rho_index] for k in PARAM_NAMES}
 
 
-def _draw_fits(axes, result: dict, cfg: Config) -> None:
+def _draw_fits(axes, result: dict, cfg: Config, names: tuple[str, ...] = VARIANTS) -> None:
     x, y = result["x"], result["y"]
     margin = 0.1
     grid = np.linspace(x.min() - margin, x.max() + margin, 800)
     erm_curve = np.asarray(relu1d.predict(_params(result, "erm", 0, 0), grid))
-    for ax, name in zip(axes, VARIANTS):
+    for ax, name in zip(axes, names):
         j = representative_index(result, name)
         params = _params(result, name, 0, j)
         curve = np.asarray(relu1d.predict(params, grid))
         ek = kinks_on_data(params, x, merge_frac=cfg.merge_frac, jump_frac=cfg.jump_frac)
         if name != "erm":
-            ax.plot(grid, erm_curve, color="0.7", lw=1.0)
-        ax.plot(grid, curve, color=COLORS[name], lw=1.5)
-        ax.plot(x, y, "o", color="k", ms=3.5, zorder=3)
+            ax.plot(grid, erm_curve, color="0.75", lw=1.2)
+        ax.plot(grid, curve, color=COLORS[name], lw=2)
+        ax.plot(x, y, "o", color="k", ms=5, zorder=3)
         # Kinks as ticks along the bottom edge (axes coordinates in y).
-        ax.plot(ek.position, np.full(ek.position.shape, 0.02), "|", color=COLORS[name], ms=10, mew=1.5,
+        ax.plot(ek.position, np.full(ek.position.shape, 0.03), "|", color=COLORS[name], ms=14, mew=2,
                 transform=ax.get_xaxis_transform(), clip_on=False)
         rho = "" if name == "erm" else f", $\\rho$ = {result[f'{name}_rhos'][j]:g}"
         loss = final_train_loss(result, name)[0, j]
-        ax.set_title(f"{LABELS[name]}{rho}\n{ek.position.size} kinks, train loss {loss:.1e}", fontsize=8.5)
+        ax.set_title(f"{LABELS[name]}{rho}: {ek.position.size} kinks\ntrain loss {loss:.0e}")
         ax.set_xlabel("x")
         ax.axvspan(x.min() - margin, x.min(), color="0.93", lw=0)
         ax.axvspan(x.max(), x.max() + margin, color="0.93", lw=0)
@@ -388,34 +420,53 @@ def _draw_fits(axes, result: dict, cfg: Config) -> None:
 
 def _erm_band(ax, result: dict, key: Callable[[dict, str], np.ndarray]) -> None:
     values = key(result, "erm")[:, 0]
-    ax.axhline(np.median(values), color=COLORS["erm"], lw=1.2, label="ERM median")
+    ax.axhline(np.median(values), color=COLORS["erm"], lw=1.5, label="ERM median")
     ax.axhspan(values.min(), values.max(), color="0.85", lw=0, label="ERM min–max")
+
+
+def _probes_of(result: dict, name: str) -> list[tuple[float, np.ndarray, np.ndarray]]:
+    """The probe runs of a variant: (ρ, diverged step per seed, final train loss per seed)."""
+    if "probe_variant" not in result:
+        return []
+    return [(float(result["probe_rho"][i]), result["probe_diverged_step"][i], result["probe_final_train_loss"][i])
+            for i, v in enumerate(result["probe_variant"]) if VARIANTS[int(v)] == name]
+
+
+def _probe_text(rho: float, diverged: np.ndarray, loss: np.ndarray, seeds: tuple[int, ...]) -> str:
+    parts = [f"seed {seed} diverges at step {step}" if step >= 0 else
+             f"seed {seed} {'fits' if value <= FIT_TRAIN_LOSS else 'stalls'} (train loss {value:.0e})"
+             for seed, step, value in zip(seeds, diverged, loss)]
+    return f"$\\rho$ = {rho:g}: " + "; ".join(parts)
 
 
 def _kinks_against_rho(ax, result: dict, names: tuple[str, ...]) -> None:
     _erm_band(ax, result, lambda r, n: r[f"{n}_kinks"])
     bound = interpolant_kink_lower_bound(result["x"], result["y"])
-    ax.axhline(bound, color="0.3", lw=0.9, ls=":", label=f"lower bound for any interpolant ({bound})")
+    ax.axhline(bound, color="0.3", lw=1.2, ls=":", label=f"fewest for any interpolant ({bound})")
     offsets = np.linspace(0.96, 1.04, len(names))  # integer counts: separate the variants a little
     for name, offset in zip(names, offsets):
         rhos, kinks = result[f"{name}_rhos"], result[f"{name}_kinks"]
         fitted = np.all(final_train_loss(result, name) <= FIT_TRAIN_LOSS, axis=0)
         med = np.median(kinks, axis=0)
         err = np.stack([med - kinks.min(0), kinks.max(0) - med])
-        ax.errorbar(rhos * offset, med, yerr=err, color=COLORS[name], lw=1.2, capsize=2, label=LABELS[name])
-        ax.plot(rhos[fitted] * offset, med[fitted], "o", color=COLORS[name], ms=5)
-        ax.plot(rhos[~fitted] * offset, med[~fitted], "o", mfc="white", mec=COLORS[name], ms=5)
+        ax.errorbar(rhos * offset, med, yerr=err, color=COLORS[name], lw=1.5, capsize=3, label=LABELS[name])
+        ax.plot(rhos[fitted] * offset, med[fitted], "o", color=COLORS[name], ms=7)
+        ax.plot(rhos[~fitted] * offset, med[~fitted], "o", mfc="white", mec=COLORS[name], ms=7)
+        for rho, diverged, _ in _probes_of(result, name):
+            ax.plot([rho * offset], [0.6], "X", color=COLORS[name], mec="k", ms=12, ls="none",
+                    label=f"{LABELS[name]}, $\\rho$ = {rho:g}: {np.sum(diverged >= 0)} of {diverged.size} seeds diverge")
     _rho_axis(ax, result, names)
     ax.set_ylim(bottom=0)
     ax.set_ylabel("kinks on the data range")
-    ax.legend(fontsize=7)
+    ax.legend(loc="lower left", fontsize=9.5)
 
 
 def _rho_axis(ax, result: dict, names: tuple[str, ...]) -> None:
-    """Log ρ axis ticked at the grid values, written plainly."""
-    ticks = np.unique(np.concatenate([result[f"{name}_rhos"] for name in names]))
+    """Log ρ axis ticked at the grid values (and the probes), written plainly."""
+    probes = [rho for name in names for rho, _, _ in _probes_of(result, name)]
+    ticks = np.unique(np.concatenate([result[f"{name}_rhos"] for name in names] + [np.asarray(probes)]))
     ax.set_xscale("log")
-    ax.set_xticks(ticks, [f"{t:g}" for t in ticks], fontsize=7)
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
     ax.xaxis.set_minor_locator(NullLocator())
 
 
@@ -423,79 +474,127 @@ def _loss_against_rho(ax, result: dict, names: tuple[str, ...]) -> None:
     _erm_band(ax, result, final_train_loss)
     for name in names:
         rhos, loss = result[f"{name}_rhos"], final_train_loss(result, name)
-        ax.plot(rhos, np.median(loss, 0), "-o", ms=4, color=COLORS[name], label=f"{LABELS[name]} median")
-        ax.plot(rhos, loss.max(0), "--", lw=0.9, color=COLORS[name], label=f"{LABELS[name]} worst seed")
-    ax.axhline(FIT_TRAIN_LOSS, color="r", lw=0.8, ls=":", label=f"fit threshold {FIT_TRAIN_LOSS:g}")
+        ax.plot(rhos, np.median(loss, 0), "-o", ms=6, color=COLORS[name], label=f"{LABELS[name]} median")
+        ax.plot(rhos, loss.max(0), "--", lw=1.2, color=COLORS[name], label=f"{LABELS[name]} worst seed")
+    ax.axhline(FIT_TRAIN_LOSS, color="0.3", lw=1.2, ls="-.", label=f"fit threshold {FIT_TRAIN_LOSS:g}")
     _rho_axis(ax, result, names)
     ax.set(yscale="log", ylabel="final train loss")
-    ax.legend(fontsize=6.5, ncol=2)
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, high * 100)  # two decades above the curves for the legend
+    ax.legend(ncol=2, fontsize=9.5, loc="upper left")
 
 
-def plot(result: dict, cfg: Config) -> Figure:
-    fig = Figure(figsize=(15, 11), layout="constrained")
-    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.1])
+def _tolerance_panel(ax, result: dict, cfg: Config, names: tuple[str, ...], headroom: float = 1.25) -> None:
+    """Kinks (median, min–max over seeds) at every (merge, jump) tolerance, at each variant's representative ρ."""
+    labels = [f"{100 * m:g}%\n{100 * jf:g}%" for m in cfg.merge_fracs_checked for jf in cfg.jump_fracs_checked]
+    positions = np.arange(len(labels))
+    i_merge, i_jump = cfg.merge_fracs_checked.index(cfg.merge_frac), cfg.jump_fracs_checked.index(cfg.jump_frac)
+    primary = i_merge * len(cfg.jump_fracs_checked) + i_jump  # position in the flattened (merge, jump) grid
+    ax.axvspan(primary - 0.45, primary + 0.45, color="0.9", lw=0, label="tolerance used elsewhere")
+    bound = interpolant_kink_lower_bound(result["x"], result["y"])
+    # On top of the counts (zorder): where a count sits at the bound, both stay visible.
+    ax.axhline(bound, color="0.25", lw=1.5, ls=":", zorder=5, label=f"fewest for any interpolant ({bound})")
+    for k, name in enumerate(names):
+        j = representative_index(result, name)
+        counts = result[f"{name}_kinks_tolerances"][:, j].reshape(len(cfg.seeds), -1)
+        med = np.median(counts, 0)
+        shift = (k - (len(names) - 1) / 2) * (0.3 / max(1, len(names) - 1))  # side by side within a setting
+        rho = "" if name == "erm" else f", $\\rho$ = {result[f'{name}_rhos'][j]:g}"
+        ax.errorbar(positions + shift, med, yerr=np.stack([med - counts.min(0), counts.max(0) - med]),
+                    fmt="o", ms=8 if len(names) <= 2 else 6, capsize=3, color=COLORS[name], label=LABELS[name] + rho)
+        if len(names) <= 2:  # join the settings of one merge tolerance (they are ordered by the jump tolerance)
+            per_merge = len(cfg.jump_fracs_checked)
+            for g in range(len(cfg.merge_fracs_checked)):
+                chunk = slice(g * per_merge, (g + 1) * per_merge)
+                ax.plot(positions[chunk] + shift, med[chunk], "-", color=COLORS[name], lw=1.5)
+    ax.set_xticks(positions, labels)
+    ax.set(xlabel="merge tolerance (× data spacing Δ) / jump tolerance (× largest jump)", ylabel="kinks")
+    for g in range(1, len(cfg.merge_fracs_checked)):  # separate the merge-tolerance groups
+        ax.axvline(g * len(cfg.jump_fracs_checked) - 0.5, color="0.8", lw=1)
+    top = max(float(result[f"{name}_kinks_tolerances"].max()) for name in names)
+    ax.set_ylim(0, headroom * top)  # room for the legend above the bars
+
+
+def _point_figure(result: dict, cfg: Config) -> Figure:
+    """The slide: ERM's and 1-SAM's fits, and their kink counts at every counting tolerance."""
+    fig = Figure(figsize=(13.33, 5.6), layout="constrained")
+    ax_erm, ax_one, ax_tol = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.7]})
+    _draw_fits([ax_erm, ax_one], result, cfg, ("erm", "one_sam"))
+    ax_one.sharey(ax_erm)
+    ax_erm.set_title("(a) " + ax_erm.get_title())
+    ax_one.set_title("(b) " + ax_one.get_title())
+    _tolerance_panel(ax_tol, result, cfg, ("erm", "one_sam"))
+    ax_tol.set_title(f"(c) kinks against the counting tolerance ({len(cfg.seeds)} seeds)")
+    ax_tol.legend(loc="upper right")
+    fig.suptitle(
+        f"2-layer ReLU nets, width {cfg.width}, on the 12 points of Maennel et al.; full-batch GD, "
+        f"{cfg.num_steps} steps. Bars: median and min–max over seeds. Ticks under the fits: the counted kinks",
+        fontsize=style.CAPTION_FONTSIZE,
+    )
+    return fig
+
+
+def _details_figure(result: dict, cfg: Config) -> Figure:
+    fig = Figure(figsize=(14, 12.5), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1, 2.3])
     fit_axes = top.subplots(1, len(VARIANTS), sharey=True)
     _draw_fits(fit_axes, result, cfg)
+    for ax, letter in zip(fit_axes, "abcde"):
+        ax.set_title(f"({letter}) " + ax.get_title(), fontsize=11)
     top.suptitle(
-        f"(a–e) seed {cfg.seeds[0]} (one initialization for all) at each variant's representative $\\rho$ "
-        "(the largest at which every seed fits); dots: data; ticks: counted kinks; "
-        "shaded: outside the data range; grey: the ERM fit",
-        fontsize=9,
+        f"(a–e) seed {cfg.seeds[0]} at each variant's representative $\\rho$ (the largest at which every seed "
+        "fits); dots: data; ticks: counted kinks; grey: the ERM fit",
+        fontsize=style.CAPTION_FONTSIZE,
     )
     (ax_kn, ax_ku, ax_steps), (ax_ln, ax_lu, ax_tol) = bottom.subplots(2, 3)
     normalized, unnormalized = ("n_sam", "one_sam"), ("n_usam", "one_usam")
-    n_seeds = len(cfg.seeds)
     _kinks_against_rho(ax_kn, result, normalized)
-    ax_kn.set(xlabel=r"$\rho$ (radius)", title="(f) normalized SAM: kinks against $\\rho$")
+    ax_kn.set(xlabel=r"$\rho$ (radius)", title="(f) normalized SAM: kinks")
     _kinks_against_rho(ax_ku, result, unnormalized)
-    ax_ku.set(xlabel=r"$\rho$ (ascent step)", title="(g) unnormalized SAM (USAM): kinks against $\\rho$")
+    ax_ku.set(xlabel=r"$\rho$ (ascent step)", title="(g) unnormalized SAM: kinks")
     ax_ku.set_ylim(ax_kn.get_ylim())
     _loss_against_rho(ax_ln, result, normalized)
     ax_ln.set(xlabel=r"$\rho$ (radius)", title="(i) normalized SAM: final train loss")
     _loss_against_rho(ax_lu, result, unnormalized)
-    ax_lu.set(xlabel=r"$\rho$ (ascent step)", title="(j) USAM: final train loss")
+    ax_lu.set(xlabel=r"$\rho$ (ascent step)", title="(j) unnormalized SAM: final train loss")
+    probe_notes = []
+    for name in unnormalized:
+        for rho, diverged, loss in _probes_of(result, name):
+            ax_lu.axvline(rho, color=COLORS[name], lw=1.5, ls=(0, (1, 3)))
+            probe_notes.append(f"{LABELS[name]} at " + _probe_text(rho, diverged, loss, cfg.seeds))
 
     steps = np.maximum(result["steps"], 1)
     for name in VARIANTS:
         j = representative_index(result, name)
         counts = result[f"{name}_kinks_over_steps"][:, j]
-        rho = "" if name == "erm" else f" ($\\rho$ = {result[f'{name}_rhos'][j]:g})"
-        ax_steps.plot(steps, np.median(counts, 0), "-o", ms=3, color=COLORS[name], label=LABELS[name] + rho)
+        ax_steps.plot(steps, np.median(counts, 0), "-o", ms=4, color=COLORS[name], label=LABELS[name])
     decay_start = cfg.num_steps - max(1, round(cfg.decay_fraction * cfg.num_steps))
-    ax_steps.axvline(decay_start, color="0.5", lw=0.8, ls=":", label="step starts to decay")
+    ax_steps.axvline(decay_start, color="0.5", lw=1.2, ls=":", label="step starts to decay")
     ax_steps.set(xscale="log", yscale="log", xlabel="step (step 0 drawn at 1)", ylabel="kinks (median over seeds)",
-                 title="(h) kinks along training at the representative $\\rho$")
+                 title="(h) kinks along training, representative $\\rho$")
     ax_steps.yaxis.set_major_formatter(ScalarFormatter())
     ax_steps.yaxis.set_minor_formatter(ScalarFormatter())
-    ax_steps.legend(fontsize=7)
+    ax_steps.legend(loc="lower left", ncol=2)
 
-    labels = [f"{100 * m:g}%Δ\n{100 * jf:g}%" for m in cfg.merge_fracs_checked for jf in cfg.jump_fracs_checked]
-    positions = np.arange(len(labels))
-    for k, name in enumerate(VARIANTS):
-        j = representative_index(result, name)
-        counts = result[f"{name}_kinks_tolerances"][:, j].reshape(n_seeds, -1)
-        med = np.median(counts, 0)
-        shift = (k - (len(VARIANTS) - 1) / 2) * 0.08  # side by side within a tolerance setting
-        ax_tol.errorbar(positions + shift, med, yerr=np.stack([med - counts.min(0), counts.max(0) - med]),
-                        fmt="o", ms=4, capsize=2, color=COLORS[name], label=LABELS[name])
-    i_merge, i_jump = cfg.merge_fracs_checked.index(cfg.merge_frac), cfg.jump_fracs_checked.index(cfg.jump_frac)
-    primary = i_merge * len(cfg.jump_fracs_checked) + i_jump  # position in the flattened (merge, jump) grid
-    ax_tol.axvspan(primary - 0.4, primary + 0.4, color="0.9", lw=0, label="tolerances used elsewhere")
-    ax_tol.set_xticks(positions, labels, fontsize=7)
-    ax_tol.set(xlabel="merge tolerance (× data spacing Δ) / jump tolerance (× largest jump)",
-               ylabel="kinks", title="(k) tolerance sensitivity at the representative $\\rho$")
-    ax_tol.set_ylim(bottom=0)
-    ax_tol.legend(fontsize=7, ncol=2)
+    _tolerance_panel(ax_tol, result, cfg, VARIANTS, headroom=1.8)
+    ax_tol.set_xlabel("merge tol. (× Δ) / jump tol. (× largest jump)")
+    ax_tol.set_title("(k) kinks against the counting tolerance")
+    ax_tol.legend(loc="upper right", ncol=2, fontsize=9.5)
     bottom.suptitle(
-        f"Maennel et al. data (12 points), width {cfg.width}, init scale {cfg.init_scale:g}, full-batch GD, "
-        f"step {cfg.learning_rate:g} decayed to 0 over the last {100 * cfg.decay_fraction:g}% of "
-        f"{cfg.num_steps} steps; kinks merged within {100 * cfg.merge_frac:g}% of Δ = "
-        f"{data_spacing(result['x']):g}, jumps < {100 * cfg.jump_frac:g}% of the largest dropped\n"
-        f"(f, g, k): median and min–max over {n_seeds} seeds; hollow markers: some seed ends with train loss "
-        f"> {FIT_TRAIN_LOSS:g}. (h): median over seeds",
-        fontsize=9,
+        f"width {cfg.width}, init scale {cfg.init_scale:g}, full-batch GD, step {cfg.learning_rate:g} decayed to 0 "
+        f"over the last {100 * cfg.decay_fraction:g}% of {cfg.num_steps} steps; kinks merged within "
+        f"{100 * cfg.merge_frac:g}% of Δ = {data_spacing(result['x']):g}, jumps < {100 * cfg.jump_frac:g}% of the "
+        f"largest dropped.\n(f, g, k): median and min–max over {len(cfg.seeds)} seeds; hollow: some seed ends with "
+        f"train loss > {FIT_TRAIN_LOSS:g}. (h): median over seeds.\n✕ in (g), dotted in (j): a probe one grid step "
+        "beyond:\n" + ("\n".join(probe_notes) if probe_notes else "none"),
+        fontsize=style.CAPTION_FONTSIZE,
     )
     return fig
+
+
+def plot(result: dict, cfg: Config) -> dict[str, Figure]:
+    """``relu_kinks.png``: the point on one slide; ``relu_kinks_details.png``: every variant, ρ and check."""
+    return {"": _point_figure(result, cfg), "details": _details_figure(result, cfg)}
 
 
 def summary(result: dict, cfg: Config) -> dict[str, float]:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -27,6 +28,7 @@ from samtheory import sam, train
 
 NAME = "sam_quadratic_stability"
 TITLE = "SAM on quadratics: USAM stability diagram and the normalized-SAM 2-cycle"
+CAPTION = "USAM on a quadratic diverges exactly beyond the curve ηλ(1 + ρλ) = 2, well inside GD's stable region, and normalized SAM settles into a 2-cycle of the predicted amplitude ηρλ₁/(2 − ηλ₁)."
 CODE_VERSION = 2
 
 
@@ -116,25 +118,32 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    fig = Figure(figsize=(10, 4), layout="constrained")
+    fig = Figure(figsize=(12, 4.6), layout="constrained")
+    fig.get_layout_engine().set(w_pad=0.15)
     ax_stab, ax_cycle = fig.subplots(1, 2)
     eta, rho = result["eta_lambda"], result["rho_lambda"]
-    shown = np.clip(result["log10_abs_x"], -12, 12)
+    shown = np.clip(result["log10_abs_x"], -12, 12)  # the colour scale ends at |x_T| = 10^±12
     mesh = ax_stab.pcolormesh(eta, rho, shown.T, cmap="coolwarm", vmin=-12, vmax=12, shading="nearest")
-    fig.colorbar(mesh, ax=ax_stab, label=rf"$\log_{{10}}|x_T|$, T = {cfg.usam_steps} (clipped at ±12)")
+    fig.colorbar(mesh, ax=ax_stab, label=rf"$\log_{{10}}|x_T|$, T = {cfg.usam_steps}")
     boundary = np.linspace(eta.min(), min(2.0, eta.max()), 200)
-    ax_stab.plot(boundary, 2.0 / boundary - 1.0, "k", lw=1.5, label=r"$\eta\lambda(1+\rho\lambda) = 2$")
-    ax_stab.axvline(2.0, color="k", ls=":", lw=1, label=r"GD limit $\eta\lambda = 2$")
+    ax_stab.plot(boundary, 2.0 / boundary - 1.0, "k", lw=2, label=r"$\eta\lambda(1+\rho\lambda) = 2$")
+    ax_stab.axvline(2.0, color="k", ls=":", lw=1.5, label=r"GD's limit $\eta\lambda = 2$")
     ax_stab.set(xlim=(eta.min(), eta.max()), ylim=(rho.min(), rho.max()), xlabel=r"$\eta\lambda$",
-                ylabel=r"$\rho\lambda$", title="(a) USAM on $\\frac{1}{2}\\lambda x^2$: stable (blue) / unstable (red)")
-    ax_stab.legend(fontsize=7, loc="upper right")
-    for j, r in enumerate(result["cycle_rho"]):
-        line = ax_cycle.plot(result["cycle_eta_lambda"], result["cycle_predicted"][:, j], "-", lw=1)[0]
-        ax_cycle.plot(result["cycle_eta_lambda"], result["cycle_amplitude"][:, j], "o", color=line.get_color(),
-                      ms=4, label=rf"$\rho$ = {r:g}")
-    ax_cycle.set(yscale="log", xlabel=r"$\eta\lambda_1$", ylabel=r"$\|x_T\|$",
-                 title=r"(b) normalized SAM: measured (dots) vs $\eta\rho\lambda_1/(2-\eta\lambda_1)$")
-    ax_cycle.legend(fontsize=7)
+                ylabel=r"$\rho\lambda$", title="(a) USAM on $\\frac{1}{2}\\lambda x^2$: blue stable, red diverges")
+    ax_stab.legend(loc="upper right")
+    # ρ is not a variant: a sequential palette, not the variant colours.
+    shades = matplotlib.colormaps["viridis"](np.linspace(0.0, 0.8, len(result["cycle_rho"])))
+    for j, (r, shade) in enumerate(zip(result["cycle_rho"], shades)):
+        ax_cycle.plot(result["cycle_eta_lambda"], result["cycle_predicted"][:, j], "-", lw=1.5, color=shade)
+        ax_cycle.plot(result["cycle_eta_lambda"], result["cycle_amplitude"][:, j], "o", color=shade, ms=6,
+                      label=rf"$\rho$ = {r:g}")
+    ax_cycle.plot([], [], "-", color="0.4", label=r"$\eta\rho\lambda_1/(2-\eta\lambda_1)$")
+    ax_cycle.plot([], [], "o", color="0.4", label="measured")
+    ax_cycle.set(yscale="log", xlabel=r"$\eta\lambda_1$", ylabel=r"2-cycle amplitude $\|x_T\|$",
+                 title="(b) normalized SAM: 2-cycle amplitude")
+    low, high = np.min(result["cycle_amplitude"]), np.max(result["cycle_amplitude"])
+    ax_cycle.set_ylim(low / 2, high * 30)  # room above the curves for the legend
+    ax_cycle.legend(ncol=2, loc="upper left")
     return fig
 
 

@@ -70,6 +70,8 @@ from samtheory.style import VARIANT_COLORS
 
 NAME = "sharpness_manifold_drift"
 TITLE = "Implicit biases along a manifold of minimizers: n-SAM (lambda_max), 1-SAM (trace), ascent-direction"
+CAPTION = ("Along a manifold of minimizers n-SAM drifts to argmin λ₁ and 1-SAM to argmin trace, as Wen, Ma & Li prove; "
+           "GD on the ascent-direction loss ends nearer argmin λ_min as η shrinks, outside any theorem.")
 CODE_VERSION = 3
 
 PREDICTIONS = {"lambda_max": (1.0, 0.5), "trace": (2.0 / 3.0, 1.0 / 3.0), "lambda_min": (0.0, 0.0)}

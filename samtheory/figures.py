@@ -18,6 +18,12 @@ Required:
     entry are one name). Letters, digits, ``_``, ``-`` and ``.`` only.
 ``TITLE: str``
     One line saying what the figure shows.
+``CAPTION: str``
+    One sentence saying what to see in the figure (the point a reader should
+    take from the slide), e.g. "1-SAM's kink count stays at 5 whatever the
+    counting tolerance; ERM's moves between 5 and 10." Shown under the
+    figure in the README and stored in the manifest. One line, ending with
+    a full stop.
 ``Config``
     A ``@dataclass(frozen=True)`` whose fields are plain JSON values:
     numbers, strings, bools, ``None``, tuples/lists of those, nested frozen
@@ -34,6 +40,9 @@ Required:
     Draws the result. It receives exactly what a cache hit would give:
     NumPy arrays and Python scalars. Prefer ``matplotlib.figure.Figure()``
     over ``pyplot`` (no global state); a pyplot figure is closed after saving.
+    It may return a dict ``{suffix: Figure}`` instead: the ``""`` entry is
+    the main figure (the slide that makes the point), each other one is
+    saved as ``<NAME>_<suffix>.png``/``.pdf`` (supporting detail).
 
 Optional:
 
@@ -88,6 +97,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol, runtime_checkable
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
@@ -105,6 +115,7 @@ from samtheory.results import (
     save_result_npz,
     to_jsonable,
 )
+from samtheory.style import SLIDE_RC
 
 __all__ = [
     "DEFAULT_OUT_DIR",
@@ -167,6 +178,7 @@ class FigureModule(Protocol):
 
     NAME: str
     TITLE: str
+    CAPTION: str
     Config: type
 
     def config(self, quick: bool) -> Any: ...
@@ -229,6 +241,7 @@ class FigureRecord:
 
     name: str
     title: str
+    caption: str
     key: str
     code_version: int
     quick: bool
@@ -242,11 +255,14 @@ class FigureRecord:
     pdf: Path
     cache_file: Path
     result: Mapping[str, ResultValue] = dataclasses.field(repr=False, compare=False)
+    #: Further figures of the module (``plot`` returned a dict): suffix → (png, pdf).
+    extra_files: Mapping[str, tuple[Path, Path]] = dataclasses.field(default_factory=dict)
 
     def manifest_entry(self) -> dict[str, Any]:
         """The JSON entry of this figure in ``manifest.json``."""
         return {
             "title": self.title,
+            "caption": self.caption,
             "config": self.config,
             "key": self.key,
             "code_version": self.code_version,
@@ -255,7 +271,9 @@ class FigureRecord:
             "runtime": {"run_s": self.run_s, "plot_s": self.plot_s},
             "cache_hit": self.cache_hit,
             "summary": self.summary,
-            "files": {"png": self.png.name, "pdf": self.pdf.name},
+            "files": {"png": self.png.name, "pdf": self.pdf.name,
+                      **({"extra": {k: {"png": png.name, "pdf": pdf.name} for k, (png, pdf) in self.extra_files.items()}}
+                         if self.extra_files else {})},
             "rendered_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         }
 
@@ -315,7 +333,7 @@ def check_figure_module(module: Any) -> None:
     Checks presence and types of the attributes, not what the functions do.
     """
     label = getattr(module, "__name__", repr(module))
-    missing = [a for a in ("NAME", "TITLE", "Config", "config", "run", "plot") if not hasattr(module, a)]
+    missing = [a for a in ("NAME", "TITLE", "CAPTION", "Config", "config", "run", "plot") if not hasattr(module, a)]
     if missing:
         raise FigureProtocolError(f"figure module {label} lacks {', '.join(missing)}")
     name = module.NAME
@@ -323,6 +341,11 @@ def check_figure_module(module: Any) -> None:
         raise FigureProtocolError(f"figure module {label}: NAME {name!r} is not a valid file stem")
     if not isinstance(module.TITLE, str):
         raise FigureProtocolError(f"figure module {label}: TITLE must be a str")
+    caption = module.CAPTION
+    if not (isinstance(caption, str) and caption.strip() and "\n" not in caption and caption.rstrip().endswith(".")):
+        raise FigureProtocolError(
+            f"figure module {label}: CAPTION must be one non-empty line ending with '.', got {caption!r}"
+        )
     if not (dataclasses.is_dataclass(module.Config) and isinstance(module.Config, type)):
         raise FigureProtocolError(f"figure module {label}: Config must be a dataclass")
     if not module.Config.__dataclass_params__.frozen:
@@ -427,6 +450,25 @@ def _check_summary(figure: str, summary: Any) -> dict[str, Any]:
             raise NonFiniteResultError(figure, f"summary:{key}", "is NaN")
         out[key] = to_jsonable(value)  # ±inf → "inf"/"-inf"
     return out
+
+
+def _figure_parts(name: str, drawn: Any) -> dict[str, Figure]:
+    """``plot``'s return value as ``{suffix: Figure}``; ``""`` is the main figure (``<NAME>.png``).
+
+    ``plot`` returns one Figure, or a dict of them when the point of a figure
+    fits one slide and its supporting detail needs another: the ``""`` entry
+    is saved as ``<NAME>.png``/``.pdf``, each other ``suffix`` as
+    ``<NAME>_<suffix>.png``/``.pdf``.
+    """
+    parts = dict(drawn) if isinstance(drawn, Mapping) else {"": drawn}
+    if "" not in parts:
+        raise FigureProtocolError(f"figure {name!r}: plot() returned a dict without the main figure under key ''")
+    for suffix, fig in parts.items():
+        if not isinstance(fig, Figure):
+            raise FigureProtocolError(f"figure {name!r}: plot() returned {type(fig).__name__}, expected a Figure")
+        if suffix and not (isinstance(suffix, str) and _NAME_RE.match(suffix)):
+            raise FigureProtocolError(f"figure {name!r}: figure suffix {suffix!r} is not a valid file-name part")
+    return parts
 
 
 def save_figure(fig: Figure, out_dir: str | Path, name: str) -> tuple[Path, Path]:
@@ -591,21 +633,32 @@ def run_figure(
     summary = _check_summary(name, module.summary(result, config)) if hasattr(module, "summary") else {}
 
     start = time.perf_counter()
-    fig = module.plot(result, config)
-    if not isinstance(fig, Figure):
-        raise FigureProtocolError(f"figure {name!r}: plot() returned {type(fig).__name__}, expected a Figure")
+    # Every figure is drawn in the slide style (samtheory.style.SLIDE_RC); a
+    # module's explicit sizes still win over it.
+    with matplotlib.rc_context(SLIDE_RC):
+        drawn = module.plot(result, config)
+    parts = _figure_parts(name, drawn)
+    extra: dict[str, tuple[Path, Path]] = {}
     try:
-        png, pdf = save_figure(fig, out, name)
+        with matplotlib.rc_context(SLIDE_RC):
+            for suffix, fig in parts.items():
+                paths = save_figure(fig, out, name if not suffix else f"{name}_{suffix}")
+                if suffix:
+                    extra[suffix] = paths
+                else:
+                    png, pdf = paths
     finally:
         # Free pyplot-managed figures; a bare Figure() is garbage collected.
         pyplot = sys.modules.get("matplotlib.pyplot")
         if pyplot is not None:
-            pyplot.close(fig)
+            for fig in parts.values():
+                pyplot.close(fig)
     plot_s = time.perf_counter() - start
 
     record = FigureRecord(
         name=name,
         title=module.TITLE,
+        caption=module.CAPTION,
         key=key,
         code_version=code_version,
         quick=quick,
@@ -617,6 +670,7 @@ def run_figure(
         summary=summary,
         png=png,
         pdf=pdf,
+        extra_files=extra,
         cache_file=cache_file,
         result=result,
     )

@@ -18,7 +18,12 @@ Conventions: [normalize], [m].
 
 from __future__ import annotations
 
-__all__ = ["VARIANT_LABELS", "VARIANT_COLORS", "variant_label", "variant_color", "SLIDE_RC", "CAPTION_FONTSIZE"]
+import numpy as np
+
+__all__ = [
+    "VARIANT_LABELS", "VARIANT_COLORS", "variant_label", "variant_color", "SLIDE_RC", "CAPTION_FONTSIZE",
+    "sequential_colors", "label_log_axis",
+]
 
 VARIANT_LABELS: dict[str, str] = {
     "erm": "ERM",
@@ -81,3 +86,24 @@ SLIDE_RC: dict[str, object] = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
+
+
+def sequential_colors(count: int) -> list[tuple[float, float, float, float]]:
+    """``count`` colours for an ordered parameter that is not a variant (ρ, width, noise rate).
+
+    Viridis, without its lightest end (too pale on white): a reader sees an
+    order, and no variant's colour is reused for something else.
+    """
+    import matplotlib
+
+    return [tuple(c) for c in matplotlib.colormaps["viridis"](np.linspace(0.0, 0.8, max(count, 1)))[:count]]
+
+
+def label_log_axis(axis, subs: tuple[float, ...] = (1.0, 2.0, 5.0)) -> None:
+    """Label a log axis at 1, 2, 5 × 10^k in plain numbers, so that even a narrow range shows ≥ 2 labels."""
+    from matplotlib.ticker import LogLocator, NullFormatter, NullLocator, StrMethodFormatter
+
+    axis.set_major_locator(LogLocator(base=10.0, subs=subs))
+    axis.set_major_formatter(StrMethodFormatter("{x:g}"))
+    axis.set_minor_locator(NullLocator())
+    axis.set_minor_formatter(NullFormatter())

@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
 from experiments import m_sharpness_correlation as msc
+from samtheory import legibility
+from samtheory.results import normalize_result
 from samtheory.models import mlp
 
 
@@ -159,3 +161,9 @@ def test_m_sharpness_is_nonnegative_and_grows_with_the_radius():
 def test_bad_config_is_refused_naming_the_field(change, message):
     with pytest.raises(ValueError, match=message):
         msc._check_config(dataclasses.replace(msc.config(quick=True), **change))
+
+
+def test_quick_figure_reads_on_a_slide(quick):
+    cfg, result = quick
+    problems = legibility.figure_module_problems(msc, normalize_result(result), cfg)
+    assert problems == {"": []}, problems

@@ -24,9 +24,10 @@ from matplotlib.figure import Figure
 
 from experiments import dziugaite_roy_bound as dr
 from experiments import pac_bayes_bounds as pb
-from samtheory import bounds
+from samtheory import bounds, legibility
 from samtheory.data import DataError, load_fashion_mnist
 from samtheory.models import mlp
+from samtheory.results import normalize_result
 
 ACTIVATION = "relu"
 predict = functools.partial(mlp.predict, activation=ACTIVATION)
@@ -268,3 +269,10 @@ def test_dziugaite_roy_figure_is_skipped_without_the_fashion_mnist_files(tmp_pat
     cfg = dataclasses.replace(dr.config(quick=True), data_dir=str(tmp_path / "absent"))
     with pytest.raises(FigureUnavailable, match="absent"):
         dr.run(cfg, None)
+
+
+@pytest.mark.slow
+def test_dziugaite_roy_quick_figure_reads_on_a_slide(dr_quick):
+    cfg, result, _ = dr_quick
+    problems = legibility.figure_module_problems(dr, normalize_result(result), cfg)
+    assert problems == {"": []}, problems

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from experiments import relu_kinks as exp
-from samtheory import figures, sam
+from samtheory import figures, legibility, sam
 from samtheory.models import relu1d
 
 X = np.asarray(relu1d.maennel_points()["x"])  # data range [−1.305, 1.445], spacing Δ = 0.25
@@ -144,3 +144,9 @@ def test_quick_figure_runs_through_the_pipeline(tmp_path):
         np.testing.assert_array_equal(at_init[name], np.broadcast_to(at_init["erm"], at_init[name].shape))
     assert record.summary["kinks_median_erm"] == np.median(result["erm_kinks"])
     assert f"kinks_median_one_sam_rho_{cfg.rhos_one_sam[0]:g}" in record.summary
+    # Split for slides: the point, and the details beside it; both read on a 16:9 slide.
+    assert set(record.extra_files) == {"details"} and record.extra_files["details"][0].exists()
+    assert legibility.figure_module_problems(exp, dict(result), cfg) == {"": [], "details": []}
+    # The probe beyond 1-USAM's grid: seed 1 diverges within a few steps, and that is what is recorded.
+    assert result["probe_rho"].tolist() == [0.06] and result["probe_diverged_step"][0, 1] >= 0
+    assert np.isnan(result["probe_final_train_loss"][0, 1])

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from experiments import hessian_spectra as exp
-from samtheory import figures, sam
+from samtheory import figures, legibility, sam
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +129,9 @@ def test_record_steps_join_log_and_linear_spacing():
 def test_bad_configs_are_refused_before_any_work(change, match):
     with pytest.raises(ValueError, match=match):
         exp.run(dataclasses.replace(exp.config(quick=True), **change))
+
+
+def test_quick_figure_reads_on_a_slide(quick_record):
+    record, cfg = quick_record
+    problems = legibility.figure_module_problems(exp, dict(record.result), cfg)
+    assert problems == {"": []}, problems

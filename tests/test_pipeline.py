@@ -43,6 +43,7 @@ def make_module(
     mod = types.ModuleType(f"experiments.{name}")
     mod.NAME = name
     mod.TITLE = f"Title of {name}"
+    mod.CAPTION = f"What to see in {name}."
     mod.Config = FakeConfig
     mod.calls = 0
     mod.progress_seen = []
