@@ -53,15 +53,14 @@ def _(common, dln, flows, jax, jnp, l1_interpolator, l2_interpolator, min_entrop
     STEP_RECORDS = np.unique(np.geomspace(1, NUM_STEPS, 40).astype(int))
     FLOW_T, FLOW_MAX_STEPS = 2e4, 3000
     FLOW_TIMES = np.geomspace(ETA, FLOW_T, 40)
-    M_CHOICES = (1, 2, 5, 10)  # divisors of n below n; m = n is n-SAM
+    M_CHOICES = (2, 5, 10)  # divisors of n strictly between 1 (1-SAM) and n (n-SAM)
 
     def variant_of(kind, rho, m):
-        if kind == "erm":
-            return sam.ERM()
+        # ERM is n-SAM at ρ = 0 (the ascent step ρ∇L vanishes): one compiled program serves both.
         return sam.SAM(rho, m={"n_sam": None, "one_sam": 1, "m_sam": m}[kind], normalize=False)
 
     def delta_kind(kind):
-        return {"n_sam": "n_sam", "one_sam": "one_sam"}.get(kind)
+        return {"n_sam": "n_sam", "one_sam": "one_sam"}.get(kind)  # Theorem 1's Δ has no m-SAM form here
 
     def metrics(w):
         return {"train": dln.loss_pm(w, TRAIN), "test": dln.loss_pm(w, TEST)}
@@ -100,12 +99,11 @@ def _(common, dln, flows, jax, jnp, l1_interpolator, l2_interpolator, min_entrop
                 "t": result.final_time}
 
     # Compile once, at load: one program per (mode, variant); α and ρ are traced.
-    STEP_PROGRAMS = {("erm", None): None, ("n_sam", None): None, ("one_sam", None): None}
-    STEP_PROGRAMS.update({("m_sam", m): None for m in M_CHOICES if m != 1})
+    _keys = [("n_sam", None), ("one_sam", None)] + [("m_sam", m) for m in M_CHOICES if m != 1]
     STEP_PROGRAMS = {key: common.compile_once(lambda a, r, key=key: steps_run(a, r, key[0], key[1]), 0.05, 0.05)
-                     for key in STEP_PROGRAMS}
+                     for key in _keys}
     FLOW_PROGRAMS = {kind: common.compile_once(lambda a, r, kind=kind: flow_run(a, r, kind), 0.05, 0.05)
-                     for kind in ("erm", "n_sam", "one_sam")}
+                     for kind in ("n_sam", "one_sam")}
 
     # The kernel-to-rich picture, computed once: argmin Q_α against the two limits.
     X, Y = TRAIN["x"], TRAIN["y"]
@@ -126,7 +124,7 @@ def _(M_CHOICES, mo):
                               value=0.05, label="ρ (USAM ascent step)", show_value=True)
     variant_radio = mo.ui.radio(options={"ERM": "erm", "n-SAM": "n_sam", "m-SAM": "m_sam", "1-SAM": "one_sam"},
                                 value="1-SAM", label="variant", inline=True)
-    m_slider = mo.ui.slider(steps=[m for m in M_CHOICES if m != 1], value=5, label="m (m-SAM)", show_value=True)
+    m_slider = mo.ui.slider(steps=list(M_CHOICES), value=5, label="m (m-SAM)", show_value=True)
     mode_radio = mo.ui.radio(options=["steps (η = 0.2, 4000)", "flow"], value="steps (η = 0.2, 4000)",
                              label="dynamics", inline=True)
     mo.hstack([mo.vstack([alpha_slider, rho_slider, m_slider]), mo.vstack([variant_radio, mode_radio])])
@@ -145,8 +143,10 @@ def _(ALPHA_GRID, BETA_L1, BETA_L2, ENTROPY_DIST, FLOW_MAX_STEPS, FLOW_PROGRAMS,
     def update_dln(alpha, rho, kind, m, flow):
         """One interaction: run (compiled), then β, α_eff and the entropy's shape."""
         if flow and kind == "m_sam":
-            return mo.md("The flow is compiled for ERM, n-SAM and 1-SAM; choose steps for m-SAM."), None
-        if flow:
+            return mo.md(common.readout("The flow is compiled for ERM, n-SAM and 1-SAM; choose steps for m-SAM.")), None
+        if kind == "erm":  # n-SAM's program at ρ = 0
+            out = (FLOW_PROGRAMS["n_sam"] if flow else STEP_PROGRAMS[("n_sam", None)])(alpha, 0.0)
+        elif flow:
             out = FLOW_PROGRAMS[kind](alpha, rho)
         else:
             out = STEP_PROGRAMS[(kind, m if kind == "m_sam" else None)](alpha, rho)
@@ -154,6 +154,7 @@ def _(ALPHA_GRID, BETA_L1, BETA_L2, ENTROPY_DIST, FLOW_MAX_STEPS, FLOW_PROGRAMS,
                for k, v in out.items() if k != "w"} | {"w": out["w"]}
         beta = np.asarray(dln.beta_pm(out["w"]))
         measured = np.asarray(sib.log_alpha_product(out["w"])) - np.log(alpha)
+        rho = 0.0 if kind == "erm" else rho
         predicted = -rho * out["delta"] if kind in ("n_sam", "one_sam") else None
         fig, axes = common.figure(12.5, 7.2, ncols=2, nrows=2)
         ax_loss, ax_beta, ax_alpha, ax_q = axes
