@@ -106,8 +106,11 @@ def timer() -> InteractionTimer:
 
 
 def readout(text: str) -> str:
-    """Markdown for the demo's key numbers; the browser tests read the element it produces."""
-    return f'<div class="st-readout">{text}</div>'
+    """HTML for the demo's key numbers (``**bold**`` allowed); the browser tests read this element."""
+    import re
+
+    html = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", text)
+    return f'<div class="st-readout">{html}</div>'
 
 
 def show(fig: Figure, *, alt: str = "figure"):

@@ -84,7 +84,8 @@ def _(BATCH_CV, BETA_CV, FAMILY, HORIZONS, MEASURE, common, cv, jnp, mo, np):
         ts = np.asarray(HORIZONS)
         mean = np.array([m.mean for m in means])
         se = np.array([m.stderr for m in means])
-        fig, ax = common.figure(8.5, 4.4)
+        fig, ax = common.figure(11.0, 4.4)
+        fig.subplots_adjust(left=0.1)
         ax.loglog(ts, bound, "--", color="k", label="Theorem 2 bound")
         ax.loglog(ts, mean, "o-", color=common.VARIANT_COLORS["usam"], label="measured (64 seeds)")
         ax.fill_between(ts, np.maximum(mean - 3 * se, mean * 0.05), mean + 3 * se,

@@ -156,8 +156,9 @@ def _(ALPHA_GRID, BETA_L1, BETA_L2, ENTROPY_DIST, FLOW_MAX_STEPS, FLOW_PROGRAMS,
         measured = np.asarray(sib.log_alpha_product(out["w"])) - np.log(alpha)
         rho = 0.0 if kind == "erm" else rho
         predicted = -rho * out["delta"] if kind in ("n_sam", "one_sam") else None
-        fig, axes = common.figure(12.5, 7.2, ncols=2, nrows=2)
-        ax_loss, ax_beta, ax_alpha, ax_q = axes
+        fig, axes = common.figure(14.0, 7.4, ncols=3, nrows=2)
+        ax_loss, ax_beta, ax_alpha, ax_q, ax_shape, ax_spare = axes
+        fig.delaxes(ax_spare)
         color = common.VARIANT_COLORS[kind]
         label = common.VARIANT_LABELS[kind] + (f", m = {m}" if kind == "m_sam" else "")
         ok = np.isfinite(out["curve"]["test"])
@@ -186,18 +187,16 @@ def _(ALPHA_GRID, BETA_L1, BETA_L2, ENTROPY_DIST, FLOW_MAX_STEPS, FLOW_PROGRAMS,
         ax_q.loglog(ALPHA_GRID, ENTROPY_DIST["l2"], color="#56B4E9", label="argmin Q_α to min-ℓ₂")
         ax_q.axvline(alpha, color="0.3", ls=":", lw=1)
         ax_q.axvline(alpha_eff, color=color, ls="--", lw=1.5)
-        ax_q.annotate("α", (alpha, 1e-3), xytext=(3, 0), textcoords="offset points")
-        ax_q.annotate("α_eff", (alpha_eff, 3e-3), xytext=(-38, 0), textcoords="offset points", color=color)
-        inset = ax_q.inset_axes([0.08, 0.12, 0.33, 0.38])
+        ax_q.annotate("α", (alpha, 2e-4), xytext=(3, 0), textcoords="offset points")
+        ax_q.annotate("α_eff", (alpha_eff, 2e-4), xytext=(-40, 0), textcoords="offset points", color=color)
         q = np.asarray(_q_curve(jnp.asarray(_bgrid), alpha))
-        inset.plot(_bgrid, q / q.max(), color="k", lw=1.5)
-        inset.plot(_bgrid, np.abs(_bgrid) / 2, color="#D55E00", lw=1)
-        inset.plot(_bgrid, _bgrid**2 / 4, color="#56B4E9", lw=1)
-        inset.set_xticks([]), inset.set_yticks([])
-        inset.set_title("Q_α(b), scaled", fontsize=9)
-        ax_q.set(xlabel="α", ylabel="relative distance", title="(d) kernel (large α) to rich (small α)",
-                 ylim=(1e-4, 3))
-        ax_q.legend(fontsize=9, loc="upper right")
+        ax_shape.plot(_bgrid, q / q.max(), color="k", lw=2, label=f"Q_α, α = {alpha:g}")
+        ax_shape.plot(_bgrid, np.abs(_bgrid) / 2, color="#D55E00", lw=1.2, ls="--", label="|b| (ℓ₁)")
+        ax_shape.plot(_bgrid, _bgrid**2 / 4, color="#56B4E9", lw=1.2, ls="--", label="b² (ℓ₂)")
+        ax_shape.set(xlabel="one coordinate b", ylabel="scaled to 1 at |b| = 2", title="(e) shape of the entropy")
+        ax_shape.legend(fontsize=9, loc="upper center")
+        ax_q.set(xlabel="α", ylabel="relative distance", title="(d) argmin Q_α: kernel to rich", ylim=(1e-4, 3))
+        ax_q.legend(fontsize=9, loc="center left")
         test = float(out["curve"]["test"][ok][-1])
         err = np.linalg.norm(beta - np.asarray(PROBLEM.beta_star))
         status = ""

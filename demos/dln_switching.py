@@ -71,7 +71,7 @@ def _(common, dln, jax, jnp, notebook_problem, np, sam, train):
 
 @app.cell
 def _(mo):
-    nb_rho = mo.ui.slider(steps=[0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0, 12.0], value=10.0,
+    nb_rho = mo.ui.slider(steps=[0.5, 1.0, 2.0, 3.0, 5.0, 7.0, 10.0], value=10.0,
                           label="1-SAM ρ (notebook's scale; ours = 2×)", show_value=True)
     nb_rho
     return (nb_rho,)
@@ -94,7 +94,7 @@ def _(ERM_RUN, FINETUNE, NB_RECORD, NB_STEPS, PATH_T, common, mo, np):
         ax_curve.loglog(steps[ok] + NB_STEPS, test[ok], color=common.VARIANT_COLORS["erm_to_sam"],
                         label=f"→ 1-SAM, notebook ρ = {notebook_rho:g}")
         ax_curve.axvline(NB_STEPS, color="0.5", ls=":", lw=1)
-        ax_curve.set(xlabel="step", ylabel="test loss", title="(a) ERM, then 1-SAM fine-tuning")
+        ax_curve.set(xlabel="step", ylabel="test loss", title="(a) ERM, then 1-SAM fine-tuning", ylim=(1e-6, 1))
         ax_curve.legend(fontsize=9)
         train_path, test_path = np.asarray(path["train"]), np.asarray(path["test"])
         ax_path.plot(PATH_T, test_path, color="#0072B2", label="test")

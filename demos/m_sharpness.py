@@ -96,7 +96,7 @@ def _(CHUNKS_M, M_VALUES, N_M, TRAIN_M, W_PROBE, common, mo, np):
         ax.plot(ms, test, "o-", color=common.VARIANT_COLORS["m_sam"], label="m-SAM")
         ax.plot([1], [test[0]], "o", color=common.VARIANT_COLORS["one_sam"], ms=9, label="m = 1 (1-SAM)")
         ax.plot([N_M], [test[-1]], "o", color=common.VARIANT_COLORS["n_sam"], ms=9, label="m = n (n-SAM)")
-        ax.set(xscale="log", yscale="log", xlabel="m (examples per perturbation)", ylabel="test loss",
+        ax.set(xscale="log", xlabel="m (examples per perturbation)", ylabel="test loss", ylim=(0, 1.15 * test.max()),
                title=f"(a) test loss against m, ρ = {rho:g}")
         ax.set_xticks(ms, [str(k) for k in ms])
         ax.legend(fontsize=9)

@@ -76,10 +76,10 @@ def _(common, json):
 def _(mo):
     loss_pb = mo.ui.slider(0.0, 0.5, step=0.01, value=0.05, label="training loss term ê", show_value=True)
     n_pb = mo.ui.slider(steps=[100, 1000, 5000, 10000, 50000, 100000, 1000000], value=50000, label="n", show_value=True)
-    k_pb = mo.ui.slider(steps=[10, 100, 1000, 10000, 100000, 1000000, 11000000], value=100000,
+    k_pb = mo.ui.slider(steps=[10, 100, 1000, 10000, 100000, 1000000, 11000000], value=1000,
                         label="k (parameters)", show_value=True)
-    w_pb = mo.ui.slider(steps=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0], value=10.0, label="‖w − μ_P‖", show_value=True)
-    rho_pb = mo.ui.slider(steps=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0], value=0.05, label="ρ", show_value=True)
+    w_pb = mo.ui.slider(steps=[0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0], value=3.0, label="‖w − μ_P‖", show_value=True)
+    rho_pb = mo.ui.slider(steps=[0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0], value=0.5, label="ρ", show_value=True)
     delta_pb = mo.ui.slider(steps=[0.001, 0.01, 0.025, 0.05, 0.1], value=0.05, label="δ", show_value=True)
     mo.hstack([mo.vstack([loss_pb, n_pb, k_pb]), mo.vstack([w_pb, rho_pb, delta_pb])])
     return delta_pb, k_pb, loss_pb, n_pb, rho_pb, w_pb
@@ -108,7 +108,7 @@ def _(CALC, DR, P_GRID, RHO_GRID, bounds, common, math, mo, np):
         ax_kl.plot(P_GRID, r["curve"], color="k", label="kl(ê ‖ p)")
         ax_kl.axhline(float(r["budget"]), color="#0072B2", ls="--", label=f"budget c = {float(r['budget']):.3g}")
         ax_kl.axvline(float(r["kl"]), color="#D55E00", label=f"kl⁻¹ = {float(r['kl']):.4f}")
-        ax_kl.set(xlabel="p", ylabel="kl", ylim=(0, max(0.05, 3 * float(r["budget"]))),
+        ax_kl.set(xlabel="p", ylabel="kl", ylim=(0, max(0.05, 3 * float(r["budget"]))), xlim=(0, 1),
                   title=f"(a) kl⁻¹(ê = {loss:g}, c)")
         ax_kl.legend(fontsize=9)
         for i, (name, ls) in enumerate((("eq. 4 (printed)", ":"), ("eq. 13 (printed)", "--"), ("kl form", "-"))):
@@ -116,7 +116,9 @@ def _(CALC, DR, P_GRID, RHO_GRID, bounds, common, math, mo, np):
         ax_rho.axhline(1.0, color="#D55E00", lw=1)
         ax_rho.annotate("vacuous above 1", (RHO_GRID[0], 1.0), xytext=(2, 4), textcoords="offset points", fontsize=9)
         ax_rho.axvline(rho, color="0.5", ls=":")
-        ax_rho.set(xlabel="ρ", ylabel="bound on the test loss", title=f"(b) against ρ (n = {n:g}, k = {k:g})")
+        ax_rho.set(xlabel="ρ", ylabel="bound on the test loss", title=f"(b) against ρ (n = {n:g}, k = {k:g})",
+                   ylim=(0.02, 100))
+        ax_rho.set_yticks([0.1, 1, 10], ["0.1", "1", "10"])
         ax_rho.legend(fontsize=9, loc="lower left")
         if DR is not None:
             dr = dr_recomputed(delta)
@@ -126,7 +128,7 @@ def _(CALC, DR, P_GRID, RHO_GRID, bounds, common, math, mo, np):
                 ax_dr.bar(xs + offset, vals, width=0.4, color=common.VARIANT_COLORS[key], label=who)
             ax_dr.set_xticks(xs, ["mean fixed", "mean free"])
             ax_dr.set(ylabel="certified bound on test error", ylim=(0, 0.25),
-                      title=f"(c) Dziugaite–Roy, binary Fashion-MNIST, δ = {delta:g}")
+                      title=f"(c) Dziugaite–Roy (cached), δ = {delta:g}")
             ax_dr.legend(fontsize=9)
         text = (f"eq. 4 **{float(r['thm2']):.4g}** · eq. 13 **{float(r['eq13']):.4g}** · kl form **{float(r['kl']):.4g}**"
                 f" (σ = {float(r['sigma']):.3g}, grid j = {float(r['j']):.0f}, KL = {float(r['kl_div']):.4g})")

@@ -129,8 +129,9 @@ def _(FLAT, GRID, GRID_LOSS, NUM_STEPS, SHARP, common, compute_2d, jnp, mo, np):
         ax_loss.axhline(0.05, color="0.6", lw=0.8, ls=":")
         ax_loss.annotate("flat minimum", (NUM_STEPS, 0.05), xytext=(-80, 5), textcoords="offset points", fontsize=9)
         finals = {k: float(r["loss"][-1]) for k, r in runs.items()}
-        text = " · ".join(f"**{labels[k].split(',')[0]}** ends at the {where[k]} minimum (loss {finals[k]:.4f})"
-                          for k in runs)
+        lengths = {k: float(np.nansum(np.linalg.norm(np.diff(r["path"], axis=0), axis=1))) for k, r in runs.items()}
+        text = " · ".join(f"**{labels[k].split(',')[0]}** ends at the {where[k]} minimum (loss {finals[k]:.4f}, "
+                          f"path length {lengths[k]:.4f})" for k in runs)
         return mo.vstack([mo.md(common.readout(text)), common.show(fig, alt="SAM in 2-D")]), runs, where
     return timer_2d, update_2d
 

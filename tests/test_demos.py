@@ -150,7 +150,9 @@ BENIGN_CONSOLE = ("was preloaded using link preload",)
 
 @pytest.mark.parametrize("name", NAMES)
 def test_demo_in_browser(name, server, browser):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    shots = os.environ.get("SAMTHEORY_DEMO_SCREENSHOTS")
+    # marimo scrolls inside its own container: for a screenshot of the whole page, a tall viewport.
+    page = browser.new_page(viewport={"width": 1400, "height": 3000 if shots else 1000})
     problems: list[str] = []
     page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
             if m.type == "error" and not any(b in m.text for b in BENIGN_CONSOLE) else None)
@@ -179,11 +181,13 @@ def test_demo_in_browser(name, server, browser):
         )
         latency = time.monotonic() - start
         print(f"{name}: readout changed {latency:.2f} s after the slider moved")
-        shots = os.environ.get("SAMTHEORY_DEMO_SCREENSHOTS")
         if shots:
+            page.wait_for_timeout(1000)
+            bottom = page.evaluate(
+                "() => Math.max(...[...document.querySelectorAll('.output-area')].map(e => e.getBoundingClientRect().bottom))")
             Path(shots).mkdir(parents=True, exist_ok=True)
-            page.wait_for_timeout(500)
-            page.screenshot(path=str(Path(shots) / f"{name}.png"), full_page=True)
+            page.screenshot(path=str(Path(shots) / f"{name}.png"),
+                            clip={"x": 0, "y": 0, "width": 1400, "height": min(int(bottom) + 30, 3000)})
         assert not problems, problems
     finally:
         page.close()
