@@ -38,7 +38,7 @@ INTERACTIONS: dict[str, tuple[str, list[tuple]]] = {
         (0.05, 0.05, "one_sam", 5, False), (0.05, 0.1, "one_sam", 5, False), (0.03, 0.05, "n_sam", 5, False),
         (0.05, 0.05, "m_sam", 5, False), (0.05, 0.05, "m_sam", 2, False), (0.1, 0.0, "erm", 5, False),
         (0.05, 0.05, "one_sam", 5, True), (0.1, 0.05, "n_sam", 5, True), (0.05, 0.0, "erm", 5, True)]),
-    "m_sharpness": ("update_m", [(r, m) for r in (0.05, 0.1) for m in (1, 4, 16)]),
+    "m_sharpness": ("update_m", [(r, m) for r in (0.05, 0.1) for m in (1, 4, 20)]),
     "sam_quadratics": ("update_quadratic", [(e, r, l) for e in (0.05, 0.1) for r in (0.1, 0.5) for l in (5.0, 15.0)]),
     "relu_kinks": ("update_relu", [(i, f, j) for i in (0, 1, 2) for f, j in ((0.05, 0.05), (0.1, 0.02))]),
     "dln_switching": ("update_switch", [(r, s) for r in (10.0, 5.0, 2.0) for s in (10001, 3000)]),

@@ -166,6 +166,13 @@ def test_demo_in_browser(name, server, browser):
         assert "An internal error occurred" not in body and "Traceback" not in body, body[:2000]
         assert page.locator(".marimo-error").count() == 0
         assert page.locator("img[alt]").count() >= 1, "no figure rendered"
+        if shots:  # at the demo's defaults, before the slider moves
+            page.wait_for_timeout(1000)
+            bottom = page.evaluate(
+                "() => Math.max(...[...document.querySelectorAll('.output-area')].map(e => e.getBoundingClientRect().bottom))")
+            Path(shots).mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(Path(shots) / f"{name}.png"),
+                            clip={"x": 0, "y": 0, "width": 1400, "height": min(int(bottom) + 30, 3000)})
         before = page.inner_text(READOUT)
         slider = page.locator("[role=slider]").first
         old = slider.get_attribute("aria-valuenow")
@@ -181,13 +188,6 @@ def test_demo_in_browser(name, server, browser):
         )
         latency = time.monotonic() - start
         print(f"{name}: readout changed {latency:.2f} s after the slider moved")
-        if shots:
-            page.wait_for_timeout(1000)
-            bottom = page.evaluate(
-                "() => Math.max(...[...document.querySelectorAll('.output-area')].map(e => e.getBoundingClientRect().bottom))")
-            Path(shots).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(shots) / f"{name}.png"),
-                            clip={"x": 0, "y": 0, "width": 1400, "height": min(int(bottom) + 30, 3000)})
         assert not problems, problems
     finally:
         page.close()
