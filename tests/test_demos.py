@@ -149,7 +149,7 @@ BENIGN_CONSOLE = ("was preloaded using link preload",)
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_demo_in_browser(name, server, browser):
+def test_demo_in_browser(name, browser, server):
     shots = os.environ.get("SAMTHEORY_DEMO_SCREENSHOTS")
     # marimo scrolls inside its own container: for a screenshot of the whole page, a tall viewport.
     page = browser.new_page(viewport={"width": 1400, "height": 3000 if shots else 1000})
