@@ -1,5 +1,6 @@
-"""Command line: ``samtheory figures [NAMES...] [--quick] [--force] [--out DIR] [--cache-dir DIR] [--list] [--experiments DIR]``
-and ``samtheory resnet ...`` (handed to :mod:`samtheory.nn.cli`).
+"""Command line: ``samtheory figures [NAMES...] [--quick] [--force] [--out DIR] [--cache-dir DIR] [--list] [--experiments DIR]``,
+``samtheory resnet ...`` (handed to :mod:`samtheory.nn.cli`) and ``samtheory demo ...``
+(handed to :mod:`samtheory.demos`).
 
 Exit codes: 0 all requested figures made (or listed); 1 at least one figure
 failed (the others are still made); 2 usage error, e.g. an unknown figure
@@ -99,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
         "`samtheory resnet --help`",
     )
     resnet.add_argument("rest", nargs=argparse.REMAINDER)
+    # Parsed by samtheory.demos; listed here so that `samtheory --help` shows it.
+    demo = commands.add_parser(
+        "demo", add_help=False, help="reading-group demos (marimo; demo extra): `samtheory demo --list`"
+    )
+    demo.add_argument("rest", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -171,6 +177,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # is switched on; everything else is theory and runs in float64.
     if argv[:1] == ["resnet"]:
         return _resnet_command(argv[1:])
+    if argv[:1] == ["demo"]:  # serves or exports marimo notebooks, in their own process
+        from samtheory import demos
+
+        return demos.main(argv[1:])
     # First things first: float64 before any JAX array exists, Agg before
     # any figure exists.
     samtheory.enable_float64()
