@@ -50,7 +50,7 @@ VARIANT_COLORS: dict[str, str] = {
     "random": "#999999",     # grey
     "asam": "#E69F00",       # orange
     "erm_to_sam": "#D55E00", # vermillion
-    "sam_to_erm": "#F0E442", # yellow
+    "sam_to_erm": "#882255", # wine (Tol): Okabe-Ito yellow does not read on white
 }
 
 
