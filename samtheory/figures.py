@@ -80,7 +80,6 @@ Conventions: no mathematical convention applies here; the pipeline enforces
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import io
 import math
 import os
@@ -91,7 +90,7 @@ import time
 import traceback
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -102,6 +101,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
+from samtheory.figure_registry import (
+    FigureRegistry,
+    UnknownFigureError,
+    registered_figures,
+    resolve_figure_names,
+)
 from samtheory.results import (
     ResultValue,
     atomic_update_json,
@@ -198,16 +203,6 @@ class FigureUnavailable(Exception):
     """
 
 
-class UnknownFigureError(ValueError):
-    """A requested figure name is not in the registry."""
-
-    def __init__(self, unknown: Sequence[str], valid: Sequence[str]):
-        self.unknown = tuple(unknown)
-        self.valid = tuple(valid)
-        listing = ", ".join(self.valid) if self.valid else "(none registered)"
-        super().__init__(f"unknown figure(s): {', '.join(self.unknown)}; valid names: {listing}")
-
-
 class FigureProtocolError(TypeError):
     """A figure module does not follow the protocol."""
 
@@ -298,33 +293,9 @@ class FiguresOutcome:
 
 
 # --------------------------------------------------------------------------
-# Registry
+# Registry (the class and name resolution live in samtheory.figure_registry,
+# which --list uses without importing this module's NumPy and matplotlib)
 # --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class FigureRegistry:
-    """Where the figure modules live: the importable package ``package`` whose
-    ``FIGURE_MODULES`` lists them, in order, and whose submodule ``<name>`` is each one.
-
-    Handed to the pipeline by its caller, so that the library names no
-    experiment. The list is read at call time (tests may replace it).
-    """
-
-    package: str
-
-    def names(self) -> tuple[str, ...]:
-        """The registered figure names."""
-        return tuple(importlib.import_module(self.package).FIGURE_MODULES)
-
-    def module(self, name: str) -> ModuleType:
-        """The module ``<package>.<name>`` (not checked; see :func:`load_figure_module`)."""
-        return importlib.import_module(f"{self.package}.{name}")
-
-
-def registered_figures(registry: FigureRegistry) -> tuple[str, ...]:
-    """The figure names of ``registry``, read at call time."""
-    return registry.names()
 
 
 def check_figure_module(module: Any) -> None:
@@ -361,22 +332,6 @@ def check_figure_module(module: Any) -> None:
         raise FigureProtocolError(f"figure module {label}: ALLOW_NONFINITE must be a set of result keys")
     if hasattr(module, "summary") and not callable(module.summary):
         raise FigureProtocolError(f"figure module {label}: summary must be callable")
-
-
-def resolve_figure_names(names: Iterable[str] | None, registry: FigureRegistry) -> tuple[str, ...]:
-    """Validate requested names against the registry; ``None`` or empty → all, in registry order.
-
-    Duplicates are dropped (first occurrence kept). Raises
-    :class:`UnknownFigureError` listing the unknown and the valid names.
-    """
-    valid = registered_figures(registry)
-    requested = tuple(dict.fromkeys(names or ()))
-    if not requested:
-        return valid
-    unknown = [n for n in requested if n not in valid]
-    if unknown:
-        raise UnknownFigureError(unknown, valid)
-    return requested
 
 
 def load_figure_module(name: str, registry: FigureRegistry) -> ModuleType:
