@@ -79,6 +79,7 @@ Conventions: no mathematical convention applies here; the pipeline enforces
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import math
@@ -90,7 +91,7 @@ import time
 import traceback
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -148,6 +149,8 @@ __all__ = [
     "update_manifest",
     "run_figure",
     "run_figures",
+    "persistent_compilation_cache",
+    "COMPILATION_CACHE_SUBDIR",
 ]
 
 #: Where full-configuration figures go, relative to the working directory.
@@ -351,6 +354,57 @@ def load_figure_module(name: str, registry: FigureRegistry) -> ModuleType:
 # --------------------------------------------------------------------------
 # Steps of the pipeline
 # --------------------------------------------------------------------------
+
+
+#: Subdirectory of the cache directory that holds JAX's persistent compilation cache.
+COMPILATION_CACHE_SUBDIR = "jax"
+
+
+@contextlib.contextmanager
+def persistent_compilation_cache(cache_dir: str | Path) -> Iterator[Path | None]:
+    """Keep JAX's compiled programs in ``<cache_dir>/jax`` while the block runs; yield that folder.
+
+    A warm run (a second process, results recomputed) then loads each
+    executable instead of compiling it: most of a quick figure's time is
+    XLA compiling. Every program is kept, however small or quick to compile
+    (``jax_persistent_cache_min_compile_time_secs = 0``,
+    ``jax_persistent_cache_min_entry_size_bytes = -1``): the figures compile
+    hundreds of small ones. A loaded executable is the one compiled before,
+    so results are bitwise the same.
+
+    Leaves a choice made elsewhere alone: if ``jax_compilation_cache_dir`` is
+    already set (``JAX_COMPILATION_CACHE_DIR``, or an enclosing call) or the
+    cache is disabled (``jax_enable_compilation_cache = False``), nothing is
+    changed and ``None`` (or the folder already in use) is yielded. On exit the three
+    settings are restored and JAX's cache object is reset, so the process's
+    global JAX state is as before (the library flips no global setting for
+    good; only the CLI does, [float]).
+    """
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as jax_compilation_cache
+
+    if not jax.config.jax_enable_compilation_cache:
+        yield None
+        return
+    if jax.config.jax_compilation_cache_dir is not None:
+        yield Path(jax.config.jax_compilation_cache_dir)
+        return
+    folder = Path(cache_dir) / COMPILATION_CACHE_SUBDIR
+    settings = {
+        "jax_compilation_cache_dir": str(folder),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": -1,
+    }
+    before = {name: getattr(jax.config, name) for name in settings}
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    jax_compilation_cache.reset_cache()  # (re)read the folder at the next compile
+    try:
+        yield folder
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+        jax_compilation_cache.reset_cache()
 
 
 def default_out_dir(quick: bool) -> Path:
@@ -698,6 +752,7 @@ def run_figures(
     cache_dir: str | Path | None = None,
     force: bool = False,
     verbose: bool = True,
+    compilation_cache: bool = True,
 ) -> FiguresOutcome:
     """Make the figures ``names`` of ``registry`` (all if ``None``/empty), one after the other.
 
@@ -711,12 +766,15 @@ def run_figures(
     figures and a nested one for the running figure; otherwise (a log file)
     plain lines, one per tenth done. A line says when a figure starts
     computing, and the done line names every file written or read.
+
+    With ``compilation_cache`` (the default, and what ``samtheory figures``
+    does), JAX's persistent compilation cache is kept in
+    ``<cache_dir>/jax`` while the figures run
+    (:func:`persistent_compilation_cache`), so a warm run skips compiling.
     """
     selected = resolve_figure_names(names, registry)
-    check_outputs_writable(
-        Path(out_dir) if out_dir is not None else default_out_dir(quick),
-        Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR,
-    )
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    check_outputs_writable(Path(out_dir) if out_dir is not None else default_out_dir(quick), cache)
     records: list[FigureRecord] = []
     failures: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -728,30 +786,33 @@ def run_figures(
         elif verbose:
             print(line, file=sys.stderr, flush=True)
 
-    bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not interactive, position=0)
-    for index, name in enumerate(bar):
-        if interactive:
-            bar.set_postfix_str(name)
-        else:
-            say(f"[{index + 1}/{len(selected)}] {name}")
-        nested = (_NestedBar(name) if interactive else _PlainProgress(name)) if verbose else None
-        try:
-            module = load_figure_module(name, registry)
-            record = run_figure(
-                module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested,
-                log=say if verbose else None,
-            )
-        except FigureUnavailable as why:
-            skipped[name] = str(why)
-            say(f"{name}: skipped: {why}")
-        except Exception:  # one broken figure must not stop the others
-            failures[name] = traceback.format_exc()
-            say(f"{name}: FAILED\n{failures[name]}")
-        else:
-            records.append(record)
-            say(_done_line(record))
-        finally:
-            if nested is not None:
-                nested.close()
-    bar.close()
+    with contextlib.ExitStack() as stack:
+        if compilation_cache:
+            stack.enter_context(persistent_compilation_cache(cache))
+        bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not interactive, position=0)
+        for index, name in enumerate(bar):
+            if interactive:
+                bar.set_postfix_str(name)
+            else:
+                say(f"[{index + 1}/{len(selected)}] {name}")
+            nested = (_NestedBar(name) if interactive else _PlainProgress(name)) if verbose else None
+            try:
+                module = load_figure_module(name, registry)
+                record = run_figure(
+                    module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested,
+                    log=say if verbose else None,
+                )
+            except FigureUnavailable as why:
+                skipped[name] = str(why)
+                say(f"{name}: skipped: {why}")
+            except Exception:  # one broken figure must not stop the others
+                failures[name] = traceback.format_exc()
+                say(f"{name}: FAILED\n{failures[name]}")
+            else:
+                records.append(record)
+                say(_done_line(record))
+            finally:
+                if nested is not None:
+                    nested.close()
+        bar.close()
     return FiguresOutcome(records=tuple(records), failures=failures, skipped=skipped)
