@@ -48,7 +48,10 @@ Optional:
 
 ``CODE_VERSION: int`` (default 0)
     Part of the cache key. Bump it whenever ``run`` would compute something
-    different for the same config; otherwise stale cached results are reused.
+    different for the same config because the *library* changed; otherwise
+    stale cached results are reused. A change of the module's own computing
+    code is seen by the source digest, but bump it then too: the manifest's
+    key (what ``scripts/check_regeneration.py`` compares) ignores the source.
 ``ALLOW_NONFINITE: frozenset[str]``
     Result keys in which non-finite floats are legitimate (for example a
     diverged run that the plot masks and marks, [record]). In every other
@@ -60,9 +63,13 @@ Optional:
 What the pipeline does with it
 ------------------------------
 The cache key is the sha256 of the canonical JSON of ``{NAME, CODE_VERSION,
-config}`` (:func:`samtheory.results.cache_key`). A result is cached as one
-``.npz`` in ``cache_dir`` with its config, key and provenance inside; a hit
-skips ``run``, ``force=True`` re-runs. The figure is written as PNG (150 dpi)
+config}`` (:func:`samtheory.results.cache_key`); a cached result is reused
+only if, besides, the module's computing code is unchanged
+(:func:`samtheory.source_digest.figure_source_digest`: the module minus its
+``plot``/``summary``/``TITLE``/``CAPTION``, plus the experiment helpers it
+imports; not the library). A result is cached as one ``.npz`` in
+``cache_dir`` with its config, key, source digest and provenance inside; a
+hit skips ``run``, ``force=True`` re-runs. The figure is written as PNG (150 dpi)
 and PDF with the date and software stamps removed, so unchanged figures
 regenerate byte for byte, and ``<out>/manifest.json`` gets (only) this
 figure's entry replaced. All writes are atomic (:mod:`samtheory.results`).
@@ -121,6 +128,7 @@ from samtheory.results import (
     save_result_npz,
     to_jsonable,
 )
+from samtheory.source_digest import figure_source_digest
 from samtheory.style import SLIDE_RC
 
 __all__ = [
@@ -143,6 +151,7 @@ __all__ = [
     "resolve_figure_names",
     "check_figure_module",
     "figure_cache_key",
+    "cache_file_path",
     "check_finite_result",
     "default_out_dir",
     "save_figure",
@@ -168,6 +177,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # Number of hex digits of the key used in cache file names; the full key is
 # stored inside the file and compared on load.
 _KEY_PREFIX = 16
+# Hex digits of the figure module's source digest in cache file names
+# (samtheory.source_digest); the full digest is compared on load too.
+_SOURCE_PREFIX = 12
 
 # Metadata that would otherwise stamp the date or the matplotlib version into
 # every output and make regenerated figures differ byte-wise. None = omit.
@@ -253,6 +265,8 @@ class FigureRecord:
     pdf: Path
     cache_file: Path
     result: Mapping[str, ResultValue] = dataclasses.field(repr=False, compare=False)
+    #: :func:`samtheory.source_digest.figure_source_digest` of the module that computed the result.
+    source_digest: str | None = None
     #: Further figures of the module (``plot`` returned a dict): suffix → (png, pdf).
     extra_files: Mapping[str, tuple[Path, Path]] = dataclasses.field(default_factory=dict)
 
@@ -263,6 +277,7 @@ class FigureRecord:
             "caption": self.caption,
             "config": self.config,
             "key": self.key,
+            "source_digest": self.source_digest,
             "code_version": self.code_version,
             "quick": self.quick,
             "provenance": self.provenance,
@@ -508,7 +523,19 @@ def update_manifest(path: str | Path, name: str, entry: Mapping[str, Any]) -> di
     return atomic_update_json(path, put)
 
 
-def _load_cached(path: Path, key: str) -> tuple[dict[str, ResultValue], dict[str, Any]] | None:
+def cache_file_path(cache_dir: str | Path, name: str, key: str, source: str | None) -> Path:
+    """Where the result of figure ``name`` with config key ``key``, computed by source ``source``, is cached.
+
+    ``<cache_dir>/<name>-<16 hex of key>-<12 hex of source>.npz``; without a
+    source digest (a module built in memory) ``<name>-<16 hex of key>.npz``.
+    Results of another source version keep their own files, so going back to
+    an earlier version of a figure module finds its result again.
+    """
+    stem = f"{name}-{key[:_KEY_PREFIX]}" + (f"-{source[:_SOURCE_PREFIX]}" if source else "")
+    return Path(cache_dir) / f"{stem}.npz"
+
+
+def _load_cached(path: Path, key: str, source: str | None) -> tuple[dict[str, ResultValue], dict[str, Any]] | None:
     # A missing file is a plain miss. An unreadable one (zero length after a
     # full disk, an older format, garbage) is reported and renamed to
     # ``<file>.unreadable`` (kept for a post-mortem, replacing an older one),
@@ -525,8 +552,8 @@ def _load_cached(path: Path, key: str) -> tuple[dict[str, ResultValue], dict[str
             stacklevel=3,
         )
         return None
-    if meta.get("key") != key:
-        return None  # a key-prefix collision: never use another config's result
+    if meta.get("key") != key or meta.get("source_digest") != source:
+        return None  # a prefix collision: never use another config's or source's result
     return result, meta
 
 
@@ -617,10 +644,11 @@ def run_figure(
         )
     config_dict = config_to_dict(config)
     key = cache_key(name, code_version, config_dict)
-    cache_file = cache / f"{name}-{key[:_KEY_PREFIX]}.npz"
+    source = figure_source_digest(module)
+    cache_file = cache_file_path(cache, name, key, source)
     check_outputs_writable(out, cache)
 
-    cached = None if force else _load_cached(cache_file, key)
+    cached = None if force else _load_cached(cache_file, key, source)
     if cached is not None:
         result, meta = cached
         run_provenance = meta["provenance"]
@@ -635,7 +663,7 @@ def run_figure(
         result = normalize_result(raw)
         check_finite_result(name, result, allow)  # before caching: never cache a bad result
         run_provenance = provenance(run_wall_s=run_s)
-        meta = {"name": name, "key": key, "code_version": code_version, "config": config_dict}
+        meta = {"name": name, "key": key, "source_digest": source, "code_version": code_version, "config": config_dict}
         save_result_npz(cache_file, result, {**meta, "provenance": run_provenance})
 
     # Before plotting: a failing summary() must leave the outputs as they were.
@@ -682,6 +710,7 @@ def run_figure(
         extra_files=extra,
         cache_file=cache_file,
         result=result,
+        source_digest=source,
     )
     update_manifest(out / MANIFEST_NAME, name, record.manifest_entry())
     return record
