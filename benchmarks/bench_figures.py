@@ -103,11 +103,14 @@ def _child(name: str, quick: bool, cache_dir: Path, out_dir: Path) -> dict[str, 
     from samtheory.cli import figure_registry
 
     spans: dict[str, list[tuple[float, float]]] = {_TRACE_EVENT: [], _LOWER_EVENT: [], _XLA_EVENT: []}
+    xla_by_program: list[tuple[float, float, str]] = []  # (start, end, program name)
     hits = [0]
 
     def on_span(event: str, start_time: float, end_time: float, **kwargs: Any) -> None:
         if event in spans:
             spans[event].append((start_time, end_time))
+        if event == _XLA_EVENT:
+            xla_by_program.append((start_time, end_time, str(kwargs.get("fun_name"))))
 
     def on_event(event: str, **kwargs: Any) -> None:
         if event == _CACHE_HIT_EVENT:
@@ -148,6 +151,10 @@ def _child(name: str, quick: bool, cache_dir: Path, out_dir: Path) -> dict[str, 
         "plot_s": record.plot_s,
         "xla_compiles": len(inside(_XLA_EVENT)) - hits[0],
         "cache_hits": hits[0],
+        # Where the XLA time goes: the slowest programs (compiled, or loaded on a warm run).
+        "slowest_xla": [[name, round(b - a, 3)] for a, b, name in sorted(
+            (s for s in xla_by_program if s[0] >= window["start"] and s[1] <= window["end"]),
+            key=lambda s: s[0] - s[1])[:5]],
     }
 
 
