@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="regenerate paper figures",
         description=(
             "Regenerate paper figures (all registered ones if no NAME is given). Results are cached by "
-            "(figure, CODE_VERSION, config); a cache hit only re-plots. Full figures go to paper_figs/, "
+            "(figure, CODE_VERSION, config, the figure module's computing code; not the library); a cache hit "
+            "only re-plots. Compiled programs are kept in <cache-dir>/jax. Full figures go to paper_figs/, "
             "quick ones to paper_figs/quick/ unless --out is given."
         ),
     )
