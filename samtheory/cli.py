@@ -18,6 +18,13 @@ else the current directory, else the source tree this package was installed
 from in editable mode) and hands :mod:`samtheory.figures` a
 :class:`~samtheory.figures.FigureRegistry`; the library itself imports no experiment.
 
+Start-up cost (issue 15): ``samtheory --help`` and ``samtheory figures
+--list`` import neither JAX nor NumPy nor matplotlib nor any experiment.
+The parser is plain argparse, the listing reads each figure's ``NAME`` and
+``TITLE`` from its source (:mod:`samtheory.figure_registry`), and the heavy
+modules are imported only by the command that runs something.
+``tests/test_cli_startup.py`` holds that line.
+
 Conventions: turns on [float] before anything touches JAX.
 """
 
@@ -44,7 +51,7 @@ def figure_registry(experiments_root: Path | None = None):
     is already importable (tests, ``PYTHONPATH``) is used as it is. Raises
     ``FileNotFoundError`` naming where it looked.
     """
-    from samtheory.figures import FigureRegistry
+    from samtheory.figure_registry import FigureRegistry
 
     if experiments_root is None and importlib.util.find_spec(EXPERIMENTS_PACKAGE) is not None:
         return FigureRegistry(EXPERIMENTS_PACKAGE)
@@ -74,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="regenerate paper figures",
         description=(
             "Regenerate paper figures (all registered ones if no NAME is given). Results are cached by "
-            "(figure, CODE_VERSION, config); a cache hit only re-plots. Full figures go to paper_figs/, "
+            "(figure, CODE_VERSION, config, the figure module's computing code; not the library); a cache hit "
+            "only re-plots. Compiled programs are kept in <cache-dir>/jax. Full figures go to paper_figs/, "
             "quick ones to paper_figs/quick/ unless --out is given."
         ),
     )
@@ -109,15 +117,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _list_figures(names: Sequence[str], registry) -> int:
-    from samtheory import figures
+    # Static: reads NAME/TITLE from each module's source, imports no figure
+    # (and so no JAX); a module whose TITLE is not a literal is imported.
+    from samtheory.figure_registry import resolve_figure_names, static_figure_attributes
 
     status = 0
-    selected = figures.resolve_figure_names(names, registry)
+    selected = resolve_figure_names(names, registry)
     if not selected:
         print("(no figures registered in experiments.FIGURE_MODULES)", file=sys.stderr)
     for name in selected:
         try:
-            title = figures.load_figure_module(name, registry).TITLE
+            attributes = static_figure_attributes(name, registry)
+            if attributes["NAME"] != name:
+                raise ValueError(f"NAME is {attributes['NAME']!r}; it must equal the module name")
+            title = attributes["TITLE"]
         except Exception as err:  # list the rest even if one module is broken
             title = f"(cannot load: {type(err).__name__}: {err})"
             status = 1
@@ -126,20 +139,32 @@ def _list_figures(names: Sequence[str], registry) -> int:
 
 
 def _figures_command(args: argparse.Namespace) -> int:
-    from samtheory import figures
+    from samtheory.figure_registry import UnknownFigureError
 
     try:
         registry = figure_registry(args.experiments)
     except FileNotFoundError as err:
         print(f"samtheory figures: error: {err}", file=sys.stderr)
         return 2
-    try:
-        if args.list:
+    if args.list:
+        try:
             return _list_figures(args.names, registry)
+        except UnknownFigureError as err:
+            print(f"samtheory figures: error: {err}", file=sys.stderr)
+            return 2
+    # Something will be computed or drawn: float64 before any JAX array
+    # exists ([float]), Agg before any figure exists.
+    samtheory.enable_float64()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from samtheory import figures
+
+    try:
         outcome = figures.run_figures(
             args.names, registry=registry, quick=args.quick, out_dir=args.out, cache_dir=args.cache_dir, force=args.force
         )
-    except figures.UnknownFigureError as err:
+    except UnknownFigureError as err:
         print(f"samtheory figures: error: {err}", file=sys.stderr)
         return 2
     except (figures.UnwritableDirectoryError, ValueError) as err:
@@ -181,13 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from samtheory import demos
 
         return demos.main(argv[1:])
-    # First things first: float64 before any JAX array exists, Agg before
-    # any figure exists.
-    samtheory.enable_float64()
-    import matplotlib
-
-    matplotlib.use("Agg")
-
+    # No JAX, NumPy or matplotlib yet: --help and --list must stay instant.
+    # The command that computes turns on float64 and Agg first thing.
     try:
         args = build_parser().parse_args(argv)
     except SystemExit as exit_:  # --help, or a usage error (code 2): return instead of exiting

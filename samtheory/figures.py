@@ -48,7 +48,10 @@ Optional:
 
 ``CODE_VERSION: int`` (default 0)
     Part of the cache key. Bump it whenever ``run`` would compute something
-    different for the same config; otherwise stale cached results are reused.
+    different for the same config because the *library* changed; otherwise
+    stale cached results are reused. A change of the module's own computing
+    code is seen by the source digest, but bump it then too: the manifest's
+    key (what ``scripts/check_regeneration.py`` compares) ignores the source.
 ``ALLOW_NONFINITE: frozenset[str]``
     Result keys in which non-finite floats are legitimate (for example a
     diverged run that the plot masks and marks, [record]). In every other
@@ -60,9 +63,13 @@ Optional:
 What the pipeline does with it
 ------------------------------
 The cache key is the sha256 of the canonical JSON of ``{NAME, CODE_VERSION,
-config}`` (:func:`samtheory.results.cache_key`). A result is cached as one
-``.npz`` in ``cache_dir`` with its config, key and provenance inside; a hit
-skips ``run``, ``force=True`` re-runs. The figure is written as PNG (150 dpi)
+config}`` (:func:`samtheory.results.cache_key`); a cached result is reused
+only if, besides, the module's computing code is unchanged
+(:func:`samtheory.source_digest.figure_source_digest`: the module minus its
+``plot``/``summary``/``TITLE``/``CAPTION``, plus the experiment helpers it
+imports; not the library). A result is cached as one ``.npz`` in
+``cache_dir`` with its config, key, source digest and provenance inside; a
+hit skips ``run``, ``force=True`` re-runs. The figure is written as PNG (150 dpi)
 and PDF with the date and software stamps removed, so unchanged figures
 regenerate byte for byte, and ``<out>/manifest.json`` gets (only) this
 figure's entry replaced. All writes are atomic (:mod:`samtheory.results`).
@@ -79,8 +86,8 @@ Conventions: no mathematical convention applies here; the pipeline enforces
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import importlib
 import io
 import math
 import os
@@ -91,7 +98,7 @@ import time
 import traceback
 import warnings
 import zipfile
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from types import ModuleType
@@ -102,6 +109,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
+from samtheory.figure_registry import (
+    FigureRegistry,
+    UnknownFigureError,
+    registered_figures,
+    resolve_figure_names,
+)
 from samtheory.results import (
     ResultValue,
     atomic_update_json,
@@ -115,6 +128,7 @@ from samtheory.results import (
     save_result_npz,
     to_jsonable,
 )
+from samtheory.source_digest import figure_source_digest
 from samtheory.style import SLIDE_RC
 
 __all__ = [
@@ -137,12 +151,15 @@ __all__ = [
     "resolve_figure_names",
     "check_figure_module",
     "figure_cache_key",
+    "cache_file_path",
     "check_finite_result",
     "default_out_dir",
     "save_figure",
     "update_manifest",
     "run_figure",
     "run_figures",
+    "persistent_compilation_cache",
+    "COMPILATION_CACHE_SUBDIR",
 ]
 
 #: Where full-configuration figures go, relative to the working directory.
@@ -160,6 +177,9 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
 # Number of hex digits of the key used in cache file names; the full key is
 # stored inside the file and compared on load.
 _KEY_PREFIX = 16
+# Hex digits of the figure module's source digest in cache file names
+# (samtheory.source_digest); the full digest is compared on load too.
+_SOURCE_PREFIX = 12
 
 # Metadata that would otherwise stamp the date or the matplotlib version into
 # every output and make regenerated figures differ byte-wise. None = omit.
@@ -196,16 +216,6 @@ class FigureUnavailable(Exception):
     skipped, with the message saying how to produce the inputs, instead of
     failing the whole command. Nothing is cached or drawn.
     """
-
-
-class UnknownFigureError(ValueError):
-    """A requested figure name is not in the registry."""
-
-    def __init__(self, unknown: Sequence[str], valid: Sequence[str]):
-        self.unknown = tuple(unknown)
-        self.valid = tuple(valid)
-        listing = ", ".join(self.valid) if self.valid else "(none registered)"
-        super().__init__(f"unknown figure(s): {', '.join(self.unknown)}; valid names: {listing}")
 
 
 class FigureProtocolError(TypeError):
@@ -255,6 +265,8 @@ class FigureRecord:
     pdf: Path
     cache_file: Path
     result: Mapping[str, ResultValue] = dataclasses.field(repr=False, compare=False)
+    #: :func:`samtheory.source_digest.figure_source_digest` of the module that computed the result.
+    source_digest: str | None = None
     #: Further figures of the module (``plot`` returned a dict): suffix → (png, pdf).
     extra_files: Mapping[str, tuple[Path, Path]] = dataclasses.field(default_factory=dict)
 
@@ -265,6 +277,7 @@ class FigureRecord:
             "caption": self.caption,
             "config": self.config,
             "key": self.key,
+            "source_digest": self.source_digest,
             "code_version": self.code_version,
             "quick": self.quick,
             "provenance": self.provenance,
@@ -298,33 +311,9 @@ class FiguresOutcome:
 
 
 # --------------------------------------------------------------------------
-# Registry
+# Registry (the class and name resolution live in samtheory.figure_registry,
+# which --list uses without importing this module's NumPy and matplotlib)
 # --------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class FigureRegistry:
-    """Where the figure modules live: the importable package ``package`` whose
-    ``FIGURE_MODULES`` lists them, in order, and whose submodule ``<name>`` is each one.
-
-    Handed to the pipeline by its caller, so that the library names no
-    experiment. The list is read at call time (tests may replace it).
-    """
-
-    package: str
-
-    def names(self) -> tuple[str, ...]:
-        """The registered figure names."""
-        return tuple(importlib.import_module(self.package).FIGURE_MODULES)
-
-    def module(self, name: str) -> ModuleType:
-        """The module ``<package>.<name>`` (not checked; see :func:`load_figure_module`)."""
-        return importlib.import_module(f"{self.package}.{name}")
-
-
-def registered_figures(registry: FigureRegistry) -> tuple[str, ...]:
-    """The figure names of ``registry``, read at call time."""
-    return registry.names()
 
 
 def check_figure_module(module: Any) -> None:
@@ -363,22 +352,6 @@ def check_figure_module(module: Any) -> None:
         raise FigureProtocolError(f"figure module {label}: summary must be callable")
 
 
-def resolve_figure_names(names: Iterable[str] | None, registry: FigureRegistry) -> tuple[str, ...]:
-    """Validate requested names against the registry; ``None`` or empty → all, in registry order.
-
-    Duplicates are dropped (first occurrence kept). Raises
-    :class:`UnknownFigureError` listing the unknown and the valid names.
-    """
-    valid = registered_figures(registry)
-    requested = tuple(dict.fromkeys(names or ()))
-    if not requested:
-        return valid
-    unknown = [n for n in requested if n not in valid]
-    if unknown:
-        raise UnknownFigureError(unknown, valid)
-    return requested
-
-
 def load_figure_module(name: str, registry: FigureRegistry) -> ModuleType:
     """Import the module of a registered ``name`` from ``registry`` and check its protocol."""
     valid = registered_figures(registry)
@@ -396,6 +369,57 @@ def load_figure_module(name: str, registry: FigureRegistry) -> ModuleType:
 # --------------------------------------------------------------------------
 # Steps of the pipeline
 # --------------------------------------------------------------------------
+
+
+#: Subdirectory of the cache directory that holds JAX's persistent compilation cache.
+COMPILATION_CACHE_SUBDIR = "jax"
+
+
+@contextlib.contextmanager
+def persistent_compilation_cache(cache_dir: str | Path) -> Iterator[Path | None]:
+    """Keep JAX's compiled programs in ``<cache_dir>/jax`` while the block runs; yield that folder.
+
+    A warm run (a second process, results recomputed) then loads each
+    executable instead of compiling it: most of a quick figure's time is
+    XLA compiling. Every program is kept, however small or quick to compile
+    (``jax_persistent_cache_min_compile_time_secs = 0``,
+    ``jax_persistent_cache_min_entry_size_bytes = -1``): the figures compile
+    hundreds of small ones. A loaded executable is the one compiled before,
+    so results are bitwise the same.
+
+    Leaves a choice made elsewhere alone: if ``jax_compilation_cache_dir`` is
+    already set (``JAX_COMPILATION_CACHE_DIR``, or an enclosing call) or the
+    cache is disabled (``jax_enable_compilation_cache = False``), nothing is
+    changed and ``None`` (or the folder already in use) is yielded. On exit the three
+    settings are restored and JAX's cache object is reset, so the process's
+    global JAX state is as before (the library flips no global setting for
+    good; only the CLI does, [float]).
+    """
+    import jax
+    from jax.experimental.compilation_cache import compilation_cache as jax_compilation_cache
+
+    if not jax.config.jax_enable_compilation_cache:
+        yield None
+        return
+    if jax.config.jax_compilation_cache_dir is not None:
+        yield Path(jax.config.jax_compilation_cache_dir)
+        return
+    folder = Path(cache_dir) / COMPILATION_CACHE_SUBDIR
+    settings = {
+        "jax_compilation_cache_dir": str(folder),
+        "jax_persistent_cache_min_compile_time_secs": 0.0,
+        "jax_persistent_cache_min_entry_size_bytes": -1,
+    }
+    before = {name: getattr(jax.config, name) for name in settings}
+    for name, value in settings.items():
+        jax.config.update(name, value)
+    jax_compilation_cache.reset_cache()  # (re)read the folder at the next compile
+    try:
+        yield folder
+    finally:
+        for name, value in before.items():
+            jax.config.update(name, value)
+        jax_compilation_cache.reset_cache()
 
 
 def default_out_dir(quick: bool) -> Path:
@@ -499,7 +523,19 @@ def update_manifest(path: str | Path, name: str, entry: Mapping[str, Any]) -> di
     return atomic_update_json(path, put)
 
 
-def _load_cached(path: Path, key: str) -> tuple[dict[str, ResultValue], dict[str, Any]] | None:
+def cache_file_path(cache_dir: str | Path, name: str, key: str, source: str | None) -> Path:
+    """Where the result of figure ``name`` with config key ``key``, computed by source ``source``, is cached.
+
+    ``<cache_dir>/<name>-<16 hex of key>-<12 hex of source>.npz``; without a
+    source digest (a module built in memory) ``<name>-<16 hex of key>.npz``.
+    Results of another source version keep their own files, so going back to
+    an earlier version of a figure module finds its result again.
+    """
+    stem = f"{name}-{key[:_KEY_PREFIX]}" + (f"-{source[:_SOURCE_PREFIX]}" if source else "")
+    return Path(cache_dir) / f"{stem}.npz"
+
+
+def _load_cached(path: Path, key: str, source: str | None) -> tuple[dict[str, ResultValue], dict[str, Any]] | None:
     # A missing file is a plain miss. An unreadable one (zero length after a
     # full disk, an older format, garbage) is reported and renamed to
     # ``<file>.unreadable`` (kept for a post-mortem, replacing an older one),
@@ -516,8 +552,8 @@ def _load_cached(path: Path, key: str) -> tuple[dict[str, ResultValue], dict[str
             stacklevel=3,
         )
         return None
-    if meta.get("key") != key:
-        return None  # a key-prefix collision: never use another config's result
+    if meta.get("key") != key or meta.get("source_digest") != source:
+        return None  # a prefix collision: never use another config's or source's result
     return result, meta
 
 
@@ -608,10 +644,11 @@ def run_figure(
         )
     config_dict = config_to_dict(config)
     key = cache_key(name, code_version, config_dict)
-    cache_file = cache / f"{name}-{key[:_KEY_PREFIX]}.npz"
+    source = figure_source_digest(module)
+    cache_file = cache_file_path(cache, name, key, source)
     check_outputs_writable(out, cache)
 
-    cached = None if force else _load_cached(cache_file, key)
+    cached = None if force else _load_cached(cache_file, key, source)
     if cached is not None:
         result, meta = cached
         run_provenance = meta["provenance"]
@@ -626,7 +663,7 @@ def run_figure(
         result = normalize_result(raw)
         check_finite_result(name, result, allow)  # before caching: never cache a bad result
         run_provenance = provenance(run_wall_s=run_s)
-        meta = {"name": name, "key": key, "code_version": code_version, "config": config_dict}
+        meta = {"name": name, "key": key, "source_digest": source, "code_version": code_version, "config": config_dict}
         save_result_npz(cache_file, result, {**meta, "provenance": run_provenance})
 
     # Before plotting: a failing summary() must leave the outputs as they were.
@@ -673,6 +710,7 @@ def run_figure(
         extra_files=extra,
         cache_file=cache_file,
         result=result,
+        source_digest=source,
     )
     update_manifest(out / MANIFEST_NAME, name, record.manifest_entry())
     return record
@@ -743,6 +781,7 @@ def run_figures(
     cache_dir: str | Path | None = None,
     force: bool = False,
     verbose: bool = True,
+    compilation_cache: bool = True,
 ) -> FiguresOutcome:
     """Make the figures ``names`` of ``registry`` (all if ``None``/empty), one after the other.
 
@@ -756,12 +795,15 @@ def run_figures(
     figures and a nested one for the running figure; otherwise (a log file)
     plain lines, one per tenth done. A line says when a figure starts
     computing, and the done line names every file written or read.
+
+    With ``compilation_cache`` (the default, and what ``samtheory figures``
+    does), JAX's persistent compilation cache is kept in
+    ``<cache_dir>/jax`` while the figures run
+    (:func:`persistent_compilation_cache`), so a warm run skips compiling.
     """
     selected = resolve_figure_names(names, registry)
-    check_outputs_writable(
-        Path(out_dir) if out_dir is not None else default_out_dir(quick),
-        Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR,
-    )
+    cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
+    check_outputs_writable(Path(out_dir) if out_dir is not None else default_out_dir(quick), cache)
     records: list[FigureRecord] = []
     failures: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -773,30 +815,33 @@ def run_figures(
         elif verbose:
             print(line, file=sys.stderr, flush=True)
 
-    bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not interactive, position=0)
-    for index, name in enumerate(bar):
-        if interactive:
-            bar.set_postfix_str(name)
-        else:
-            say(f"[{index + 1}/{len(selected)}] {name}")
-        nested = (_NestedBar(name) if interactive else _PlainProgress(name)) if verbose else None
-        try:
-            module = load_figure_module(name, registry)
-            record = run_figure(
-                module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested,
-                log=say if verbose else None,
-            )
-        except FigureUnavailable as why:
-            skipped[name] = str(why)
-            say(f"{name}: skipped: {why}")
-        except Exception:  # one broken figure must not stop the others
-            failures[name] = traceback.format_exc()
-            say(f"{name}: FAILED\n{failures[name]}")
-        else:
-            records.append(record)
-            say(_done_line(record))
-        finally:
-            if nested is not None:
-                nested.close()
-    bar.close()
+    with contextlib.ExitStack() as stack:
+        if compilation_cache:
+            stack.enter_context(persistent_compilation_cache(cache))
+        bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not interactive, position=0)
+        for index, name in enumerate(bar):
+            if interactive:
+                bar.set_postfix_str(name)
+            else:
+                say(f"[{index + 1}/{len(selected)}] {name}")
+            nested = (_NestedBar(name) if interactive else _PlainProgress(name)) if verbose else None
+            try:
+                module = load_figure_module(name, registry)
+                record = run_figure(
+                    module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested,
+                    log=say if verbose else None,
+                )
+            except FigureUnavailable as why:
+                skipped[name] = str(why)
+                say(f"{name}: skipped: {why}")
+            except Exception:  # one broken figure must not stop the others
+                failures[name] = traceback.format_exc()
+                say(f"{name}: FAILED\n{failures[name]}")
+            else:
+                records.append(record)
+                say(_done_line(record))
+            finally:
+                if nested is not None:
+                    nested.close()
+        bar.close()
     return FiguresOutcome(records=tuple(records), failures=failures, skipped=skipped)

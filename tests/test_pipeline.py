@@ -380,7 +380,7 @@ def test_cli_unavailable_figure_is_skipped_not_failed(register, capsys, tmp_path
     assert not list((tmp_path / ".cache" / "samtheory").glob("needs_gpu_results-*"))
 
 
-def test_cli_resnet_is_handed_over_without_float64(monkeypatch):
+def test_cli_resnet_is_handed_over_without_float64(monkeypatch, register, tmp_path):
     seen = {"float64_calls": 0}
 
     def fake_main(argv):
@@ -400,4 +400,9 @@ def test_cli_resnet_is_handed_over_without_float64(monkeypatch):
     monkeypatch.setattr(samtheory, "enable_float64", count_float64_calls)
     assert main(["resnet", "train", "--epochs", "1"]) == 7
     assert seen == {"float64_calls": 0, "argv": ["train", "--epochs", "1"]}
-    assert main(["figures", "--list"]) in (0, 1) and seen["float64_calls"] == 1
+    # Listing computes nothing and stays free of JAX (tests/test_cli_startup.py);
+    # making a figure turns float64 on first.
+    assert main(["figures", "--list"]) in (0, 1) and seen["float64_calls"] == 0
+    monkeypatch.chdir(tmp_path)
+    register(make_module("fig_a"))
+    assert main(["figures", "--quick"]) == 0 and seen["float64_calls"] == 1
