@@ -79,7 +79,7 @@ from samtheory.models import mlp
 NAME = "hessian_spectra"
 TITLE = "Hessian spectra of an MLP on MNIST-1D: SGD against SAM (lambda_max, lambda_max/lambda_5, SLQ density)"
 CAPTION = "At equal training loss n-SAM's λ_max is about half of SGD's and m-SAM's a third (1.8 and 1.2 against 3.5), and both end with fewer outlying eigenvalues."
-CODE_VERSION = 1  # 1: minibatches drawn by top_k of uniforms (samtheory.train)
+CODE_VERSION = 2  # 1: minibatches drawn by top_k of uniforms (samtheory.train); 2: curvature measured after training, one compile
 
 #: λ_max/λ_k with k = 5 is the bulk-vs-outlier proxy Foret et al. report
 #: (after Jastrzebski et al. 2020).
@@ -210,45 +210,81 @@ def curvature_metrics(loss_fn: Callable, params, train_set, test_set, *, key, cf
     }
 
 
-def _train_variant(spec: VariantSpec, cfg: Config, loss_fn, train_set, test_set, record) -> tuple[dict, object]:
-    """All seeds of one variant in one vmapped call; returns (metrics with a leading seed axis, final params)."""
+def _train_variant(spec: VariantSpec, cfg: Config, loss_fn, train_set, record):
+    """All seeds of one variant in one vmapped call: the parameters at every recorded step, leading axes (seed, record).
 
-    def run_one(rho, key):
-        init_key, batch_key, lanczos_key = jax.random.split(key, 3)
+    Training records only the parameters; the curvature of every snapshot of
+    every variant is measured afterwards by one compiled program
+    (:func:`_curvature_fn`), so the Lanczos code is compiled once instead of
+    once per variant inside each training loop.
+    """
+
+    def run_one(data, rho, key):
+        init_key, batch_key, _ = jax.random.split(key, 3)  # the third key is the seed's Lanczos key
         params0 = mlp.init_mlp(init_key, cfg.sizes, init=cfg.init)
-        metrics_fn = lambda p: curvature_metrics(
-            loss_fn, p, train_set, test_set, key=lanczos_key, cfg=cfg, activation=cfg.activation
-        )
         return train.run(
-            loss_fn, params0, train_set, variant=variant_of(spec, rho), num_steps=cfg.num_steps,
+            loss_fn, params0, data, variant=variant_of(spec, rho), num_steps=cfg.num_steps,
             learning_rate=cfg.learning_rate, batch_size_per_step=cfg.batch_size, record_steps=record,
-            metrics_fn=metrics_fn, key=batch_key,
+            metrics_fn=lambda p: {"params": p}, key=batch_key,
         )
 
     rho = 0.0 if spec.rho is None else spec.rho
-    result = jax.jit(lambda: train.sweep(run_one, [rho], list(cfg.seeds)))()
+    # The data is an argument, not a closed-over constant: XLA would otherwise fold 4000 examples into the program.
+    result = jax.jit(lambda data: train.sweep(functools.partial(run_one, data), [rho], list(cfg.seeds)))(train_set)
     train.check_finite(result, names=("seed", "rho"))
-    metrics = {k: np.asarray(v)[:, 0] for k, v in result.metrics.items()}
-    params = jax.tree.map(lambda x: x[:, 0], result.params)
-    return metrics, params
+    return jax.tree.map(lambda x: x[:, 0], result.metrics["params"])
+
+
+def _lanczos_keys(cfg: Config) -> jax.Array:
+    """Per seed, the third of ``split(PRNGKey(seed), 3)`` (the first two initialize and draw minibatches). [rng]"""
+    return jax.vmap(lambda s: jax.random.split(jax.random.PRNGKey(s), 3)[2])(jnp.asarray(cfg.seeds))
+
+
+def _curvature_fn(cfg: Config, loss_fn, train_set, test_set) -> Callable:
+    """``snapshots (variants, seeds, records, ...) ↦ {metric: (variants, seeds, records, ...)}``, compiled once.
+
+    Every variant and recorded step is measured by the same program: seeds
+    are vmapped, (variant, record) pairs are mapped one after the other to
+    bound memory. Each seed keeps one Lanczos start vector for all its
+    records and variants (paired comparison).
+    """
+
+    def per_seed(params, key, train_data, test_data):
+        return curvature_metrics(loss_fn, params, train_data, test_data, key=key, cfg=cfg, activation=cfg.activation)
+
+    over_seeds = jax.vmap(per_seed, in_axes=(0, 0, None, None))
+
+    @jax.jit
+    def measure(snapshots, keys, train_data, test_data):
+        num_variants, num_seeds, num_records = jax.tree.leaves(snapshots)[0].shape[:3]
+        # (variants, seeds, records, ...) -> (variants * records, seeds, ...)
+        flat = jax.tree.map(lambda x: jnp.swapaxes(x, 1, 2).reshape(-1, num_seeds, *x.shape[3:]), snapshots)
+        metrics = jax.lax.map(lambda p: over_seeds(p, keys, train_data, test_data), flat)
+        return jax.tree.map(
+            lambda x: jnp.swapaxes(x.reshape(num_variants, num_records, num_seeds, *x.shape[2:]), 1, 2), metrics
+        )
+
+    keys = _lanczos_keys(cfg)
+    return lambda snapshots: {k: np.asarray(v) for k, v in measure(snapshots, keys, train_set, test_set).items()}
 
 
 def _density_fn(cfg: Config, loss_fn, train_set) -> Callable:
-    """``params (seeds, ...) ↦ (nodes, weights)``, each ``(seeds, slq_starts, slq_iterations)``: SLQ per seed.
+    """``params (variants, seeds, ...) ↦ (nodes, weights)``, each ``(variants, seeds, slq_starts, slq_iterations)``.
 
-    Built once per run and compiled once: every variant has the same parameter shapes.
+    SLQ per seed, vmapped over seeds and mapped over variants in one compiled call.
     """
 
-    def one(p, key):
+    def one(p, key, data):
         d = sharpness.slq_spectral_density(
-            loss_fn, p, train_set, key=key, num_iter=cfg.slq_iterations, num_starts=cfg.slq_starts
+            loss_fn, p, data, key=key, num_iter=cfg.slq_iterations, num_starts=cfg.slq_starts
         )
         return d.nodes, d.weights
 
     # A key stream separate from training and Lanczos: fold in a constant.
     keys = jax.vmap(lambda s: jax.random.fold_in(jax.random.PRNGKey(s), 7))(jnp.asarray(cfg.seeds))
-    batched = jax.jit(jax.vmap(one))
-    return lambda params: tuple(np.asarray(a) for a in batched(params, keys))
+    over_seeds = jax.vmap(one, in_axes=(0, 0, None))
+    batched = jax.jit(lambda ps, ks, data: jax.lax.map(lambda p: over_seeds(p, ks, data), ps))
+    return lambda params: tuple(np.asarray(a) for a in batched(params, keys, train_set))
 
 
 def smoothed_density(nodes: np.ndarray, weights: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
@@ -269,18 +305,25 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     loss_fn(probe, train_set)  # eager, so the labels are checked against the class count once
     record = record_steps(cfg)
     out: dict = {"steps": record, "param_count": mlp.param_count(probe)}
-    total = 2 * len(cfg.variants)
-    final_density = _density_fn(cfg, loss_fn, train_set)
+    total = len(cfg.variants) + 2
+    snapshots = []
     for i, spec in enumerate(cfg.variants):
-        metrics, params = _train_variant(spec, cfg, loss_fn, train_set, test_set, record)
+        snapshots.append(_train_variant(spec, cfg, loss_fn, train_set, record))
+        if progress is not None:
+            progress((i + 1) / total)
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *snapshots)  # (variants, seeds, records, ...)
+    metrics = _curvature_fn(cfg, loss_fn, train_set, test_set)(stacked)
+    for i, spec in enumerate(cfg.variants):
         for key, value in metrics.items():
-            out[f"{spec.name}_{key}"] = value
-        if progress is not None:
-            progress((2 * i + 1) / total)
-        nodes, weights = final_density(params)
-        out[f"{spec.name}_slq_nodes"], out[f"{spec.name}_slq_weights"] = nodes, weights
-        if progress is not None:
-            progress((2 * i + 2) / total)
+            out[f"{spec.name}_{key}"] = value[i]
+    if progress is not None:
+        progress((len(cfg.variants) + 1) / total)
+    final_density = _density_fn(cfg, loss_fn, train_set)
+    nodes, weights = final_density(jax.tree.map(lambda x: x[:, :, -1], stacked))
+    for i, spec in enumerate(cfg.variants):
+        out[f"{spec.name}_slq_nodes"], out[f"{spec.name}_slq_weights"] = nodes[i], weights[i]
+    if progress is not None:
+        progress(1.0)
     # One grid for every variant, so the densities are drawn on a common axis.
     all_nodes = np.concatenate([out[f"{s.name}_slq_nodes"].ravel() for s in cfg.variants])
     lo, hi = float(all_nodes.min()), float(all_nodes.max())
