@@ -158,7 +158,7 @@ def _(ALPHA_GRID, BETA_L1, BETA_L2, ENTROPY_DIST, FLOW_MAX_STEPS, FLOW_PROGRAMS,
         predicted = -rho * out["delta"] if kind in ("n_sam", "one_sam") else None
         fig, axes = common.figure(14.0, 7.4, ncols=3, nrows=2)
         ax_loss, ax_beta, ax_alpha, ax_q, ax_shape, ax_spare = axes
-        fig.delaxes(ax_spare)
+        ax_spare.set_visible(False)
         color = common.VARIANT_COLORS[kind]
         label = common.VARIANT_LABELS[kind] + (f", m = {m}" if kind == "m_sam" else "")
         ok = np.isfinite(out["curve"]["test"])

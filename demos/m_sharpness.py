@@ -87,8 +87,11 @@ def _(CHUNKS_M, M_VALUES, N_M, TRAIN_M, W_PROBE, common, mo, np):
 
     @timer_m
     def update_m(rho, m):
-        losses = {k: tuple(float(v) for v in TRAIN_M[k](rho)) for k in M_VALUES}
-        eps = np.asarray(CHUNKS_M[m](W_PROBE, rho))
+        # Dispatch every program before waiting on any: JAX runs them concurrently on the cores.
+        pending = {k: TRAIN_M[k](rho) for k in M_VALUES}
+        eps = CHUNKS_M[m](W_PROBE, rho)
+        losses = {k: tuple(float(v) for v in out) for k, out in pending.items()}
+        eps = np.asarray(eps)
         fig, (ax, ax_eps) = common.figure(12.5, 4.4, ncols=2)
         ms = np.asarray(M_VALUES)
         test = np.array([losses[k][0] for k in M_VALUES])
