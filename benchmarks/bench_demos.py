@@ -97,11 +97,11 @@ def bench(name: str) -> dict:
     times, splits, cpu = [], [], []
     try:
         for args in calls[1:] + calls[:1]:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             update(*args)
             times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
             splits.append(timer.splits[-1])
-            cpu.append(timer.cpu[-1])
     finally:
         jax_logger.removeHandler(counter)
         jax.config.update("jax_log_compiles", False)

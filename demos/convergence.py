@@ -59,7 +59,7 @@ def _(CosineRidgeFamily, common, cv, jax, jnp, np):
 
         return jax.vmap(one)(jax.random.split(jax.random.PRNGKey(0), SEEDS_CV))
 
-    MEASURE = {T: common.compile_once(lambda s, u, T=T: measured(T, s, u), 1.0, 2.0) for T in HORIZONS}
+    MEASURE = common.compile_many({T: (lambda s, u, T=T: measured(T, s, u), (1.0, 2.0)) for T in HORIZONS})
     return BATCH_CV, BETA_CV, FAMILY, HORIZONS, MEASURE
 
 

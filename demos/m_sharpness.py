@@ -63,8 +63,11 @@ def _(common, dln, jax, jnp, np, sam):
         eps = sam.perturbations(variant, dln.loss_pm, w, PROBLEM_M.train)
         return jax.vmap(lambda e: dln.beta_pm(jax.tree.map(jnp.add, w, e)) - dln.beta_pm(w))(eps)
 
-    TRAIN_M = {m: common.compile_once(lambda r, m=m: train_m(r, m), 0.05) for m in M_VALUES}
-    CHUNKS_M = {m: common.compile_once(lambda w, r, m=m: chunk_perturbations(w, r, m), W0_M, 0.05) for m in M_VALUES}
+    _programs = common.compile_many(
+        {("train", m): (lambda r, m=m: train_m(r, m), (0.05,)) for m in M_VALUES}
+        | {("chunks", m): (lambda w, r, m=m: chunk_perturbations(w, r, m), (W0_M, 0.05)) for m in M_VALUES})
+    TRAIN_M = {m: _programs[("train", m)] for m in M_VALUES}
+    CHUNKS_M = {m: _programs[("chunks", m)] for m in M_VALUES}
     # The point where the perturbations are drawn: 200 ERM steps in (the fit is under way, the residuals large).
     _erm = jax.jit(lambda w: jax.lax.fori_loop(0, 200, lambda _, w: jax.tree.map(
         lambda p, q: p - ETA_M * q, w, jax.grad(dln.loss_pm)(w, PROBLEM_M.train)), w))
