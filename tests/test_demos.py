@@ -4,7 +4,8 @@
   script mode); its last cell asserts the demo's key numbers against the
   library (e.g. the switching demo against the reference notebook's printed
   test losses, the DLN demo against Theorem 1 in exact form), so a failing
-  check fails the test.
+  check fails the test. Two interactions then run with JAX's compile log
+  on: none may compile.
 * **Browser**: one ``marimo run --headless`` server for the folder, one
   headless Chromium driven by the ``playwright`` package at
   ``/usr/bin/chromium`` (``$SAMTHEORY_CHROMIUM`` overrides; nothing
