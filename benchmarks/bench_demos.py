@@ -5,7 +5,12 @@ compiles and warms up), then call its ``update_*`` function, the function
 the page calls when a control moves, with a sequence of control settings,
 and time each call (computation and drawing of the PNG). The first call of
 each demo is reported apart (``first_call_s``); ``interactions_s`` are the
-rest. Target: every interaction ≤ 0.3 s on 2 cores.
+rest, split into ``compute_s`` (JAX, results pulled to NumPy) and ``draw_s``
+(Figure → PNG) by the demo's timer (``demos/_common.py``), and ``cpu_s``, the
+process's CPU seconds per interaction (all threads; what other sessions'
+load does not inflate, unlike the wall times). JAX's compile log
+is on during the interactions: ``compiles_during_interactions`` lists any
+compile (there must be none). Target: every interaction ≤ 0.3 s on 2 cores.
 
 Writes ``benchmarks/results/bench_demos.json`` (timings, load average,
 provenance). The machine may be shared: the load average at start and end
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import sys
 import time
@@ -28,6 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "demos"))
+
+import jax  # noqa: E402
 
 from samtheory.results import atomic_write_json, provenance  # noqa: E402
 
@@ -55,22 +63,54 @@ def load(name: str):
     return module.app
 
 
+class CompileCounter(logging.Handler):
+    """Counts JAX's "Compiling ..." log records (``jax_log_compiles``): an interaction must have none."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Compiling") or "compiling" in message.lower()[:40]:
+            self.messages.append(message.splitlines()[0][:200])
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def bench(name: str) -> dict:
     start = time.perf_counter()
     _, defs = load(name).run()
     load_s = time.perf_counter() - start
     fn_name, calls = INTERACTIONS[name]
     update = defs[fn_name]
+    timer = update.timer
     first = time.perf_counter()
     update(*calls[0])
     first_s = time.perf_counter() - first
-    times = []
-    for args in calls[1:] + calls[:1]:
-        t0 = time.perf_counter()
-        update(*args)
-        times.append(time.perf_counter() - t0)
+    counter = CompileCounter()
+    jax_logger = logging.getLogger("jax")
+    jax.config.update("jax_log_compiles", True)
+    jax_logger.addHandler(counter)
+    times, splits, cpu = [], [], []
+    try:
+        for args in calls[1:] + calls[:1]:
+            t0, c0 = time.perf_counter(), time.process_time()
+            update(*args)
+            times.append(time.perf_counter() - t0)
+            cpu.append(time.process_time() - c0)
+            splits.append(timer.splits[-1])
+    finally:
+        jax_logger.removeHandler(counter)
+        jax.config.update("jax_log_compiles", False)
+    compute, draw = [c for c, _ in splits], [d for _, d in splits]
     return {"load_s": load_s, "first_call_s": first_s, "interactions_s": times, "max_s": max(times),
-            "median_s": sorted(times)[len(times) // 2]}
+            "median_s": _median(times), "compute_s": compute, "draw_s": draw,
+            "cpu_s": cpu, "cpu_median_s": _median(cpu),
+            "compute_median_s": _median(compute), "draw_median_s": _median(draw),
+            "compiles_during_interactions": counter.messages, "loadavg_after": os.getloadavg()}
 
 
 def main(names: list[str]) -> int:
@@ -80,7 +120,11 @@ def main(names: list[str]) -> int:
         result = bench(name)
         out["demos"][name] = result
         print(f"{name:<20} load {result['load_s']:6.1f} s  interaction median {result['median_s']:.3f} s"
-              f"  max {result['max_s']:.3f} s", flush=True)
+              f"  max {result['max_s']:.3f} s  (compute {result['compute_median_s']:.3f} s, draw "
+              f"{result['draw_median_s']:.3f} s; CPU {result['cpu_median_s']:.3f} s; {len(result['compiles_during_interactions'])} compiles;"
+              f" load average {result['loadavg_after'][0]:.1f})", flush=True)
+        for message in result["compiles_during_interactions"]:
+            print(f"    compiled during an interaction: {message}")
     out["loadavg_end"] = os.getloadavg()
     out["provenance"] = provenance()
     path = ROOT / "benchmarks" / "results" / "bench_demos.json"

@@ -63,8 +63,11 @@ def _(common, dln, jax, jnp, np, sam):
         eps = sam.perturbations(variant, dln.loss_pm, w, PROBLEM_M.train)
         return jax.vmap(lambda e: dln.beta_pm(jax.tree.map(jnp.add, w, e)) - dln.beta_pm(w))(eps)
 
-    TRAIN_M = {m: common.compile_once(lambda r, m=m: train_m(r, m), 0.05) for m in M_VALUES}
-    CHUNKS_M = {m: common.compile_once(lambda w, r, m=m: chunk_perturbations(w, r, m), W0_M, 0.05) for m in M_VALUES}
+    _programs = common.compile_many(
+        {("train", m): (lambda r, m=m: train_m(r, m), (0.05,)) for m in M_VALUES}
+        | {("chunks", m): (lambda w, r, m=m: chunk_perturbations(w, r, m), (W0_M, 0.05)) for m in M_VALUES})
+    TRAIN_M = {m: _programs[("train", m)] for m in M_VALUES}
+    CHUNKS_M = {m: _programs[("chunks", m)] for m in M_VALUES}
     # The point where the perturbations are drawn: 200 ERM steps in (the fit is under way, the residuals large).
     _erm = jax.jit(lambda w: jax.lax.fori_loop(0, 200, lambda _, w: jax.tree.map(
         lambda p, q: p - ETA_M * q, w, jax.grad(dln.loss_pm)(w, PROBLEM_M.train)), w))
@@ -87,8 +90,11 @@ def _(CHUNKS_M, M_VALUES, N_M, TRAIN_M, W_PROBE, common, mo, np):
 
     @timer_m
     def update_m(rho, m):
-        losses = {k: tuple(float(v) for v in TRAIN_M[k](rho)) for k in M_VALUES}
-        eps = np.asarray(CHUNKS_M[m](W_PROBE, rho))
+        # Dispatch every program before waiting on any: JAX runs them concurrently on the cores.
+        pending = {k: TRAIN_M[k](rho) for k in M_VALUES}
+        eps = CHUNKS_M[m](W_PROBE, rho)
+        losses = {k: tuple(float(v) for v in out) for k, out in pending.items()}
+        eps = np.asarray(eps)
         fig, (ax, ax_eps) = common.figure(12.5, 4.4, ncols=2)
         ms = np.asarray(M_VALUES)
         test = np.array([losses[k][0] for k in M_VALUES])

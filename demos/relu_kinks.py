@@ -71,19 +71,22 @@ def _(CACHED, DATA_R, FIT_TRAIN_LOSS, PARAMS_R, PREDICT_R, RHOS_R, STACKED_R, XS
       interpolant_kink_lower_bound, kinks_on_data, mo, np):
     timer_r = common.timer()
     _floor = interpolant_kink_lower_bound(DATA_R["x"], DATA_R["y"])
+    # The fitted functions do not depend on the controls (the runs are cached): evaluated once, at load.
+    _curves = np.asarray(PREDICT_R(STACKED_R))
+    _xs, _data_x, _data_y = np.asarray(XS_R), np.asarray(DATA_R["x"]), np.asarray(DATA_R["y"])
 
     @timer_r
     def update_relu(index, merge_frac, jump_frac):
-        curves = np.asarray(PREDICT_R(STACKED_R))
+        panels = ((0, "erm"), (index, "one_sam"))
+        kinks = {key: kinks_on_data(PARAMS_R[i], DATA_R["x"], merge_frac=merge_frac, jump_frac=jump_frac).position
+                 for i, key in panels}
+        counts = {key: position.size for key, position in kinks.items()}
         fig, axes = common.figure(12.5, 4.4, ncols=2)
-        counts = {}
-        for ax, i, key in ((axes[0], 0, "erm"), (axes[1], index, "one_sam")):
-            kinks = kinks_on_data(PARAMS_R[i], DATA_R["x"], merge_frac=merge_frac, jump_frac=jump_frac)
-            counts[key] = kinks.position.size
+        for ax, (i, key) in zip(axes, panels):
             color = common.VARIANT_COLORS[key]
-            ax.plot(np.asarray(XS_R), curves[i], color=color, lw=2)
-            ax.plot(np.asarray(DATA_R["x"]), np.asarray(DATA_R["y"]), "o", color="0.3", ms=6, zorder=3)
-            for p in kinks.position:
+            ax.plot(_xs, _curves[i], color=color, lw=2)
+            ax.plot(_data_x, _data_y, "o", color="0.3", ms=6, zorder=3)
+            for p in kinks[key]:
                 ax.axvline(p, color=color, lw=0.8, ls=":")
             fits = float(CACHED["train_loss"][i]) <= FIT_TRAIN_LOSS
             name = "ERM" if key == "erm" else f"1-SAM, ρ = {RHOS_R[i]:g}"

@@ -4,7 +4,8 @@
   script mode); its last cell asserts the demo's key numbers against the
   library (e.g. the switching demo against the reference notebook's printed
   test losses, the DLN demo against Theorem 1 in exact form), so a failing
-  check fails the test.
+  check fails the test. Two interactions then run with JAX's compile log
+  on: none may compile.
 * **Browser**: one ``marimo run --headless`` server for the folder, one
   headless Chromium driven by the ``playwright`` package at
   ``/usr/bin/chromium`` (``$SAMTHEORY_CHROMIUM`` overrides; nothing
@@ -80,13 +81,42 @@ def test_cli_commands_and_errors(capsys, tmp_path):
     assert demo_cli.main(["sam_2d", "--export", "pdf"]) == 2
 
 
+def _bench_demos():
+    spec = importlib.util.spec_from_file_location("bench_demos", ROOT / "benchmarks" / "bench_demos.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_demo_runs_as_script_and_checks_pass(name):
-    """Every cell runs; the check cell asserts the key numbers against the library."""
+def test_demo_runs_as_script_checks_pass_and_interactions_never_compile(name):
+    """Every cell runs; the check cell asserts the key numbers against the library.
+
+    Then two interactions of the benchmark (``benchmarks/bench_demos.py``)
+    run with JAX's compile log on: moving a control must never compile
+    (compilation happens once, when the demo loads).
+    """
     _need_marimo()
     _, defs = _load_app(name).run()
     checks = [value for key, value in defs.items() if key.startswith("checks_")]
     assert checks == ["passed"], f"{name}: its check cell did not run to the end"
+    import logging
+
+    import jax
+
+    bench = _bench_demos()
+    fn_name, calls = bench.INTERACTIONS[name]
+    counter = bench.CompileCounter()
+    logger = logging.getLogger("jax")
+    jax.config.update("jax_log_compiles", True)
+    logger.addHandler(counter)
+    try:
+        for args in (calls[1], calls[-1]):
+            defs[fn_name](*args)
+    finally:
+        logger.removeHandler(counter)
+        jax.config.update("jax_log_compiles", False)
+    assert not counter.messages, f"{name}: an interaction compiled: {counter.messages}"
 
 
 # --------------------------------------------------------------------------
