@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     figures.add_argument("names", nargs="*", metavar="NAME", help="figures to make (default: all)")
-    figures.add_argument("--quick", action="store_true", help="seconds-long configurations (smoke test, demo)")
+    figures.add_argument("--quick", action="store_true", help="small smoke-test configurations (same code, tiny sizes)")
     figures.add_argument("--force", action="store_true", help="recompute even if a cached result exists")
     figures.add_argument(
         "--out", type=Path, default=None, metavar="DIR",
