@@ -27,7 +27,8 @@ m-SAM with ``--m``):
   (exit 2) saying how to install it.
 
 ``--preset cpu`` is the configuration measured on this project's 2-core CPU
-machines (width 1/16, 16×16×3 images, batch 32, float32);
+machines (width 1/16, 16×16×3 images, batch 32, float32, unoptimized XLA:
+the optimizing compile of a vmapped population takes many minutes there);
 ``--smoke`` runs a tiny configuration (width 1/16, 8×8 images, 12 steps,
 unoptimized XLA) so the script can be exercised in the tests; its numbers
 mean nothing. Results go to ``benchmarks/results/bench_resnet.json`` (or
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="population sizes to time (vmapped runs); none: skip")
     parser.add_argument("--population-epochs", type=int, default=2)
     parser.add_argument("--with-torch", action="store_true", help="also run bench_resnet_torch.py (subprocess)")
+    parser.add_argument("--fast-compile", action="store_true",
+                        help="unoptimized XLA (samtheory.nn.cli.FAST_COMPILE): compiles fast, runs slower")
     parser.add_argument("--preset", choices=("cpu",), default=None,
                         help="cpu: the narrow configuration measured on a 2-core CPU")
     parser.add_argument("--smoke", action="store_true", help="tiny CPU-sized run; the numbers mean nothing")
@@ -134,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     # process both share their compiled programs (the trainer caches them).
     smoke = dict(batch_size=32, steps_per_epoch=4, epochs=3, width=1 / 16, image_size=8, num_classes=4,
                  lr=0.05, augment=False, n_test=64)
-    cpu = dict(batch_size=32, steps_per_epoch=8, epochs=3, width=1 / 16, image_size=16, bf16=False)
+    # On 2 shared cores the optimizing XLA compile of a vmapped population takes many minutes: compile unoptimized.
+    cpu = dict(batch_size=32, steps_per_epoch=8, epochs=3, width=1 / 16, image_size=16, bf16=False, fast_compile=True)
     if args.smoke:
         for name, value in smoke.items():
             setattr(args, name, value)
@@ -145,6 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             setattr(args, name, value)
     if not args.smoke:
         args.num_classes, args.lr, args.augment, args.n_test = 10, 0.1, True, args.batch_size
+    options = FAST_COMPILE if (args.smoke or args.fast_compile) else None
     image_shape = (args.image_size, args.image_size, 3)
     data = synthetic_images(0, n_train=args.batch_size * args.steps_per_epoch, n_test=args.n_test,
                             image_shape=image_shape, num_classes=args.num_classes)
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, fields in variants.items():
         config = TrainConfig(**{**base.to_dict(), **fields})
         result = train(config, None, dataset=data, progress=False, segment_steps=args.steps_per_epoch,
-                       compiler_options=FAST_COMPILE if args.smoke else None)
+                       compiler_options=options)
         timed = result.metrics[1:] or result.metrics
         steps_per_s = statistics.median(r["steps_per_s"] for r in timed)
         jax_results[name] = {
@@ -176,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         "setup": {"batch_size": args.batch_size, "image_shape": list(image_shape), "width": args.width,
                   "augment": args.augment, "num_classes": args.num_classes,
                   "bf16": args.bf16, "rho": args.rho, "m": args.m, "steps_per_epoch": args.steps_per_epoch,
-                  "epochs": args.epochs, "smoke": args.smoke, "preset": args.preset},
+                  "epochs": args.epochs, "smoke": args.smoke, "preset": args.preset,
+                  "fast_compile": bool(options)},
         "device": jax.devices()[0].device_kind,
         "num_devices": jax.device_count(),
         "jax": jax_results,
@@ -186,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         record["msam_over_sam_step_time"] = jax_results["sam"]["steps_per_s"] / jax_results[f"sam_m{args.m}"]["steps_per_s"]
         print(f"m-SAM (m = {args.m}) / n-SAM step-time ratio {record['msam_over_sam_step_time']:.3f}")
     if args.population:
-        record["population"] = _population(args, base, data, FAST_COMPILE if args.smoke else None)
+        record["population"] = _population(args, base, data, options)
     if args.with_torch:
         jax.clear_caches()
         torch = _torch_baseline(args)

@@ -2,9 +2,10 @@
 
 The protocol of the talk's deep-network experiments, shrunk until it runs
 in minutes on a 2-core CPU: a narrow ResNet-18 (width 1/16: 4–32 channels,
-BatchNorm) on a fixed subset of Fashion-MNIST (Debian's files), images
-averaged 2×2 to 14×14, no augmentation, float32, SGD with momentum and
-cosine schedule. With 0 % and 60 % symmetric label noise ([label-noise]),
+BatchNorm) on a fixed subset of 512 Fashion-MNIST training images (Debian's
+files), averaged 3×3 to 9×9, no augmentation, float32, SGD with momentum
+and cosine schedule, 16 epochs (parameters:
+:data:`samtheory.nn.population_study.CPU`). With 0 % and 60 % symmetric label noise ([label-noise]),
 three seeds each:
 
 * ERM, SAM (n-SAM, ρ = ``rho``), ERM → SAM and SAM → ERM switched at two
@@ -23,9 +24,9 @@ Every phase is one program of :mod:`samtheory.nn.population`: the 36
 training runs are vmapped into one compiled call, the 12 fine-tuning runs
 into a second, the 6 interpolation paths (× every α) into a third.
 
-It is one small-scale setting (≈ 3 % of the training set, a 16×-narrower
-network, tens of epochs); the GPU version is ``samtheory resnet`` in
-docs/resnet.md.
+It is one small-scale setting (< 1 % of the training set at 9×9 pixels, a
+16×-narrower network, 16 epochs); the GPU version is ``samtheory resnet
+population-study --preset gpu`` (docs/resnet.md).
 
 Conventions: [loss-mean], [rho-sam], [rng], [label-noise], [float-nn].
 """
@@ -85,7 +86,7 @@ def config(quick: bool) -> Config:
     if not quick:
         return full
     return dataclasses.replace(full, n_train=64, n_test=64, batch_size=32, epochs=2, switch_epochs=(1,), seeds=(0,),
-                               finetune_epochs=1, alphas=3, eval_batch_size=64, fast_compile=True)
+                               finetune_epochs=1, alphas=3, eval_batch_size=64)
 
 
 def _study(config: Config):
