@@ -21,8 +21,10 @@ three seeds each:
   SAM resists label noise but memorizes it eventually).
 
 Every phase is one program of :mod:`samtheory.nn.population`: the 36
-training runs are vmapped into one compiled call, the 12 fine-tuning runs
-into a second, the 6 interpolation paths (× every α) into a third.
+training runs are one compiled call, the 12 fine-tuning runs a second, the
+6 interpolation paths (vmapped over pairs and α) a third. On the CPU the
+runs go one after another inside each program (``batching="map"``: bitwise
+the runs alone); the GPU preset vmaps them.
 
 It is one small-scale setting (< 1 % of the training set at 9×9 pixels, a
 16×-narrower network, 16 epochs); the GPU version is ``samtheory resnet
@@ -76,6 +78,7 @@ class Config:
     bf16: bool
     augment: bool
     fast_compile: bool
+    batching: str
 
 
 def config(quick: bool) -> Config:
@@ -86,7 +89,7 @@ def config(quick: bool) -> Config:
     if not quick:
         return full
     return dataclasses.replace(full, n_train=64, n_test=64, batch_size=32, epochs=2, switch_epochs=(1,), seeds=(0,),
-                               finetune_epochs=1, alphas=3, eval_batch_size=64)
+                               finetune_epochs=1, alphas=3, eval_batch_size=64, fast_compile=True)
 
 
 def _study(config: Config):

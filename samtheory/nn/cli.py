@@ -155,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     population.add_argument("--n-train", type=int, default=None, help="override the preset's training subset (0: all)")
     population.add_argument("--seeds", type=int, nargs="+", default=None, help="override the preset's seeds")
     population.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default: Debian's package)")
-    population.add_argument("--batching", choices=("vmap", "map"), default="vmap",
+    population.add_argument("--batching", choices=("vmap", "map"), default=None,
                             help="run axis: one vmapped step, or the runs one after another in the program")
     population.add_argument("--out", type=Path, required=True, metavar="FILE.npz",
                             help="result arrays, with config and provenance (samtheory.results)")
@@ -227,6 +227,8 @@ def _population_command(args: argparse.Namespace) -> int:
     changes = {k: v for k, v in (("epochs", args.epochs), ("n_train", args.n_train)) if v is not None}
     if args.seeds is not None:
         changes["seeds"] = tuple(args.seeds)
+    if args.batching is not None:
+        changes["batching"] = args.batching
     if "epochs" in changes:  # keep the switch points at the same fractions of training
         changes["switch_epochs"] = tuple(
             max(1, min(changes["epochs"] - 1, round(k * changes["epochs"] / config.epochs))) for k in config.switch_epochs
@@ -235,7 +237,6 @@ def _population_command(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     result = population_study.run_study(
         config, lambda f: print(f"population-study: {100 * f:.0f} %", flush=True), data_dir=args.data_dir,
-        batching=args.batching,
     )
     result["wall_s"] = time.perf_counter() - started
     save_result_npz(args.out, result, {"config": config_to_dict(config), "provenance": provenance()})

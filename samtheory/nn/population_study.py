@@ -66,6 +66,7 @@ class StudyConfig:
     bf16: bool = False
     augment: bool = False
     fast_compile: bool = False
+    batching: str = "vmap"  # see train_population: "map" is bitwise the runs alone and compiles like one run
 
     def __post_init__(self) -> None:
         for k in self.switch_epochs:
@@ -73,16 +74,20 @@ class StudyConfig:
                 raise ValueError(f"switch_epochs must lie strictly between 0 and epochs={self.epochs}, got {k}")
         if not self.seeds or not self.noise_rates:
             raise ValueError("seeds and noise_rates must not be empty")
+        if self.batching not in ("vmap", "map"):
+            raise ValueError(f"batching must be 'vmap' or 'map', got {self.batching!r}")
         if self.alphas < 2:
             raise ValueError(f"alphas must be >= 2, got {self.alphas}")
 
 
-#: CPU-sized: width 1/16 (4–32 channels), 512 training images averaged 3×3 to 9×9, 16 epochs, unoptimized XLA
-#: (on 2 shared cores the optimizing compile of the vmapped program takes many minutes).
+#: CPU-sized: width 1/16 (4–32 channels), 512 training images averaged 3×3 to 9×9, 16 epochs. The runs go
+#: one after another inside each program (batching "map"): a CPU gains nothing from batching runs, and
+#: the optimizing compile of the vmapped program took over 8 minutes on 2 shared cores (unoptimized
+#: code runs about 10× slower).
 CPU = StudyConfig(n_train=512, n_test=1000, downsample=3, width=1 / 16, batch_size=32, epochs=16, lr=0.05,
                   weight_decay=5e-4, rho=0.1, switch_epochs=(4, 12), noise_rates=(0.0, 0.6), seeds=(0, 1, 2),
                   finetune_epochs=4, finetune_lr=0.005, alphas=7, data_seed=0, eval_batch_size=500,
-                  fast_compile=True)
+                  batching="map")
 #: ResNet-18 (width 1) on 8,000 Fashion-MNIST images at 28×28, bf16, crops and flips, 16 epochs, 36 + 12
 #: runs: sized (from H100 step times, unmeasured on an H200) for about 6 minutes of one H200.
 GPU = StudyConfig(n_train=8000, n_test=5000, downsample=1, width=1.0, batch_size=128, epochs=16, lr=0.1,
@@ -137,7 +142,6 @@ def run_study(
     progress: Callable[[float], None] | None = None,
     *,
     data_dir: str | None = None,
-    batching: str = "vmap",
 ) -> dict[str, Any]:
     """Run the study; a flat dict of arrays (see the keys) and scalars, with no NaN.
 
@@ -145,10 +149,9 @@ def run_study(
     epoch), runs in the order of ``run_kinds``; ``noisy_fit``: the same for
     the noisy rates only; ``finetune_test_error`` (and ``finetune_noisy_fit``):
     ([SAM, ERM], noise, seed, epoch); ``path_test_error``,
-    ``path_train_error``: (noise, seed, α). ``batching``: see
+    ``path_train_error``: (noise, seed, α). ``config.batching``: see
     :func:`samtheory.nn.population.train_population` (``"map"`` runs the
-    runs one after another inside each program, should vmapped grouped
-    convolutions be slow on a device). Conventions: [rho-sam], [label-noise].
+    runs one after another inside each program). Conventions: [rho-sam], [label-noise].
     """
     from samtheory.nn.cli import FAST_COMPILE
 
@@ -158,7 +161,7 @@ def run_study(
     shape = (len(config.noise_rates), len(config.seeds), len(runs) // (len(config.noise_rates) * len(config.seeds)))
     configs = [_train_config(config, *r) for r in runs]
     names = [f"{kind}{'' if k is None else f'@{k}'} noise={noise} seed={seed}" for noise, seed, kind, k in runs]
-    main = train_population(configs, dataset, names=names, compiler_options=options, batching=batching)
+    main = train_population(configs, dataset, names=names, compiler_options=options, batching=config.batching)
     if progress is not None:
         progress(0.6)
 
@@ -169,7 +172,7 @@ def run_study(
     tune = dict(epochs=config.finetune_epochs, lr=config.finetune_lr, schedule="constant")
     tune_configs = [_train_config(config, runs[i][0], runs[i][1], variant, None, **tune)
                     for variant in ("sam", "erm") for i in erm]
-    finetune = train_population(tune_configs, dataset, initial=starts + starts, compiler_options=options, batching=batching,
+    finetune = train_population(tune_configs, dataset, initial=starts + starts, compiler_options=options, batching=config.batching,
                                 names=[f"finetune {c.variant} noise={c.label_noise} seed={c.seed}" for c in tune_configs])
     if progress is not None:
         progress(0.85)
