@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("flax")
+# Three ResNet programs compiled unoptimized: 532 s on the shared 2-core machine (load ≈ 15), far over a few seconds.
+pytestmark = pytest.mark.slow
 
 from samtheory.data import FASHION_MNIST_DEFAULT_DIR  # noqa: E402
 

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 
 pytest.importorskip("flax")
+# Four small ResNet programs compiled unoptimized: 110 s on the shared 2-core machine (load ≈ 10).
+pytestmark = pytest.mark.slow
 
 from samtheory.data import synthetic_images  # noqa: E402
 from samtheory.nn.cli import FAST_COMPILE  # noqa: E402
