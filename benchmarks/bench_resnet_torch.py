@@ -1,7 +1,8 @@
-"""PyTorch baseline for bench_resnet.py: torchvision ResNet-18 (CIFAR stem), ERM and two-pass SAM.
+"""PyTorch baseline for bench_resnet.py: the CIFAR ResNet-18 in torch.nn, ERM and two-pass SAM.
 
 The usual PyTorch SAM recipe, made as fast as eager PyTorch allows:
-torchvision ``resnet18`` with a 3×3 stride-1 stem and no max-pool,
+the CIFAR ResNet-18 (torchvision's layout with a 3×3 stride-1 stem and no
+max-pool, written in ``torch.nn`` with a width multiplier),
 channels-last memory format, autocast to bfloat16 (as the JAX side; no
 loss scaling needed), SGD with momentum 0.9 and weight decay
 5e-4 (L2 in the gradient), and for SAM: forward-backward, ``ε = ρ g/‖g‖``
@@ -13,8 +14,8 @@ side does both inside its timed loop, so the comparison favours PyTorch).
 
 Timing: warm-up steps, then the median over repeats of N steps, each timed
 to a ``torch.cuda.synchronize()``. Prints a summary and writes JSON
-(``--json-out``). Without PyTorch it writes ``{"skipped": ...}`` and exits 0,
-so the driver and the CPU smoke run never fail for lack of it.
+(``--json-out``). Without PyTorch it writes ``{"error": ...}`` saying how to
+install it and exits 2.
 
 Run: ``python benchmarks/bench_resnet_torch.py --json-out FILE [--batch-size 256] [--smoke]``.
 """
@@ -34,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--width", type=float, default=1.0, help="channel multiplier of the ResNet-18")
     parser.add_argument("--rho", type=float, default=0.05)
     parser.add_argument("--steps", type=int, default=30, help="steps per timed repeat")
     parser.add_argument("--repeats", type=int, default=3)
@@ -54,13 +56,39 @@ def _write(path: pathlib.Path | None, record: dict) -> None:
         path.write_text(text + "\n")
 
 
-def _model(torch, device):
-    import torchvision
+def _model(torch, device, width: float = 1.0):
+    """CIFAR ResNet-18 (3×3 stride-1 stem, no max-pool, basic blocks 64·w … 512·w), channels-last.
 
-    model = torchvision.models.resnet18(num_classes=10)
-    model.conv1 = torch.nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
-    model.maxpool = torch.nn.Identity()
-    return model.to(device=device, memory_format=torch.channels_last)
+    Written in ``torch.nn`` rather than taken from torchvision, so the baseline
+    needs only ``torch`` (the CPU wheel this project can install has no
+    matching torchvision) and takes the same width multiplier as the JAX side
+    (``samtheory.nn.resnet``: stage widths ``max(1, round(c·w))``).
+    """
+    nn = torch.nn
+    widths = [max(1, round(c * width)) for c in (64, 128, 256, 512)]
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.shortcut = nn.Identity()
+            if stride != 1 or cin != cout:
+                self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
+
+        def forward(self, x):
+            y = torch.relu(self.bn1(self.conv1(x)))
+            return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
+
+    layers = [nn.Conv2d(3, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.ReLU()]
+    cin = widths[0]
+    for cout, stride in zip(widths, (1, 2, 2, 2)):
+        layers += [Block(cin, cout, stride), Block(cout, cout, 1)]
+        cin = cout
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(cin, 10)]
+    return nn.Sequential(*layers).to(device=device, memory_format=torch.channels_last)
 
 
 def _set_bn_momentum(torch, model, momentum_by_module):
@@ -74,7 +102,7 @@ def _set_bn_momentum(torch, model, momentum_by_module):
 
 def _time_variant(torch, name: str, args: argparse.Namespace, device, amp_dtype, x, y) -> dict:
     """Median step time of ERM or SAM on a fresh model; prints one line."""
-    model = _model(torch, device)
+    model = _model(torch, device, args.width)
     forward = torch.compile(model) if args.compile else model
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(params, lr=0.1, momentum=0.9, weight_decay=5e-4)
@@ -125,11 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         import torch
-        import torchvision
     except ImportError as err:
-        _write(args.json_out, {"skipped": f"PyTorch/torchvision not installed ({err})"})
-        print(f"skipped: {err}")
-        return 0
+        message = (f"PyTorch is not installed ({err}). On this project's CPU machines `pip install torch==2.13.0` "
+                   "takes the CPU wheel from the local disk; on a GPU machine install a CUDA build of torch.")
+        _write(args.json_out, {"error": message})
+        print(message, file=sys.stderr)
+        return 2
     if args.smoke:
         args.batch_size, args.image_size, args.steps, args.repeats, args.warmup = 4, 16, 2, 1, 1
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -144,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         **results,
         "sam_over_erm_step_time": results["sam"]["step_ms"] / results["erm"]["step_ms"],
         "setup": {"batch_size": args.batch_size, "image_size": args.image_size, "amp": args.amp,
-                  "channels_last": True, "compile": args.compile, "rho": args.rho, "smoke": args.smoke},
+                  "channels_last": True, "compile": args.compile, "width": args.width, "rho": args.rho, "smoke": args.smoke},
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
-        "versions": {"torch": torch.__version__, "torchvision": torchvision.__version__,
+        "versions": {"torch": torch.__version__, "threads": torch.get_num_threads(),
                      "cuda": torch.version.cuda, "python": platform.python_version()},
     }
     _write(args.json_out, record)

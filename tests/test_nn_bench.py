@@ -20,15 +20,20 @@ def _load(name: str):
     return module
 
 
-def test_bench_resnet_smoke_with_torch_driver(tmp_path):
+def test_bench_resnet_smoke_with_torch_driver(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert _load("bench_resnet").main(["--smoke", "--with-torch", "--out", str(out)]) == 0
+    code = _load("bench_resnet").main(["--smoke", "--with-torch", "--out", str(out)])
+    if importlib.util.find_spec("torch") is None:
+        # Without PyTorch, --with-torch stops before any work, saying how to install it.
+        assert code == 2 and not out.exists()
+        assert "pip install torch" in capsys.readouterr().err
+        return
+    assert code == 0
     record = json.loads(out.read_text())
     assert record["setup"]["smoke"] is True
     for name in ("erm", "sam"):
         assert record["jax"][name]["images_per_s"] > 0
     assert record["sam_over_erm_step_time"] > 0
-    torch = record["torch"]
-    # Without PyTorch the baseline reports that it was skipped; with it, its numbers and the ratio.
-    assert "skipped" in torch or record["jax_over_torch_images_per_s"]["sam"] > 0
+    assert record["jax_over_torch_images_per_s"]["sam"] > 0
+    assert record["population"]["sizes"]["2"]["images_per_s"] > 0
     assert record["provenance"]["versions"]["jax"]

@@ -18,7 +18,9 @@ Modules (one concept each):
 * :mod:`~samtheory.nn.trainer` — :func:`train`: a whole run, resumable;
 * :mod:`~samtheory.nn.interpolation` — losses along the segment between two checkpoints;
 * :mod:`~samtheory.nn.study` — the switching study (ERM, SAM, ERM→SAM and SAM→ERM at k);
-* :mod:`~samtheory.nn.cli` — ``samtheory resnet train | switching-study | interpolate``.
+* :mod:`~samtheory.nn.population` — N runs (seeds, ρ, switch points, label noise) vmapped into one program;
+* :mod:`~samtheory.nn.population_study` — the whole study (switching, finetuning, paths, label noise) as populations;
+* :mod:`~samtheory.nn.cli` — ``samtheory resnet train | switching-study | population-study | interpolate``.
 
 Needs ``flax`` (``pip install -e ".[nn]"``). docs/resnet.md has the design
 decisions and the GPU recipes.

@@ -1,4 +1,4 @@
-"""Command line of the ResNet module: ``samtheory resnet {train, switching-study, interpolate} ...``.
+"""Command line of the ResNet module: ``samtheory resnet {train, switching-study, population-study, interpolate} ...``.
 
 ``main(argv)`` parses ``argv`` (the words after ``resnet``) and returns an
 exit code: 0 done; 1 the run failed (diverged, a data or checkpoint error:
@@ -13,6 +13,7 @@ Examples::
     samtheory resnet train --dataset fashion_mnist --variant sam --epochs 5 \\
         --finetune-from runs/fmnist_erm/checkpoint.msgpack --out runs/fmnist_erm_sam_ft
     samtheory resnet switching-study --dataset fashion_mnist --epochs 20 --switch-epochs 5 10 15
+    samtheory resnet population-study --preset gpu --out results/resnet_population/gpu.npz
     samtheory resnet interpolate runs/fmnist_erm/checkpoint.msgpack \\
         runs/fmnist_erm_sam_ft/checkpoint.msgpack --out results/interp.json
 
@@ -144,6 +145,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="checkpoints (default: .cache/resnet_switching/<dataset>, git-ignored)",
     )
 
+    population = commands.add_parser(
+        "population-study", help="the whole switching / fine-tuning / interpolation / label-noise study as populations",
+        description="samtheory.nn.population_study: every run of the study vmapped into one program per phase.",
+        **shows_defaults,
+    )
+    population.add_argument("--preset", choices=("cpu", "gpu"), default="gpu", help="sizes (population_study.CPU / GPU)")
+    population.add_argument("--epochs", type=int, default=None, help="override the preset's epochs")
+    population.add_argument("--n-train", type=int, default=None, help="override the preset's training subset (0: all)")
+    population.add_argument("--seeds", type=int, nargs="+", default=None, help="override the preset's seeds")
+    population.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default: Debian's package)")
+    population.add_argument("--batching", choices=("vmap", "map"), default=None,
+                            help="run axis: one vmapped step, or the runs one after another in the program")
+    population.add_argument("--out", type=Path, required=True, metavar="FILE.npz",
+                            help="result arrays, with config and provenance (samtheory.results)")
+
     interp = commands.add_parser(
         "interpolate", help="losses on the segment between two checkpoints",
         description="Train/test loss and accuracy at (1-a) A + a B, BatchNorm statistics recomputed at each a.",
@@ -200,6 +216,35 @@ def _study_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _population_command(args: argparse.Namespace) -> int:
+    import dataclasses
+    import time
+
+    from samtheory.nn import population_study
+    from samtheory.results import config_to_dict, provenance, save_result_npz
+
+    config = {"cpu": population_study.CPU, "gpu": population_study.GPU}[args.preset]
+    changes = {k: v for k, v in (("epochs", args.epochs), ("n_train", args.n_train)) if v is not None}
+    if args.seeds is not None:
+        changes["seeds"] = tuple(args.seeds)
+    if args.batching is not None:
+        changes["batching"] = args.batching
+    if "epochs" in changes:  # keep the switch points at the same fractions of training
+        changes["switch_epochs"] = tuple(
+            max(1, min(changes["epochs"] - 1, round(k * changes["epochs"] / config.epochs))) for k in config.switch_epochs
+        )
+    config = dataclasses.replace(config, **changes)
+    started = time.perf_counter()
+    result = population_study.run_study(
+        config, lambda f: print(f"population-study: {100 * f:.0f} %", flush=True), data_dir=args.data_dir,
+    )
+    result["wall_s"] = time.perf_counter() - started
+    save_result_npz(args.out, result, {"config": config_to_dict(config), "provenance": provenance()})
+    print(f"population-study: wrote {args.out} ({result['wall_s']:.0f} s, training {result['train_images_per_s']:.0f} "
+          f"images/s summed over runs)")
+    return 0
+
+
 def _interpolate_command(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -231,7 +276,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from samtheory.nn.checkpoint import CheckpointError
     from samtheory.errors import DivergenceError
 
-    command = {"train": _train_command, "switching-study": _study_command, "interpolate": _interpolate_command}
+    command = {"train": _train_command, "switching-study": _study_command, "population-study": _population_command,
+               "interpolate": _interpolate_command}
     try:
         return command[args.command](args)
     except (DivergenceError, DataError, CheckpointError) as err:

@@ -40,7 +40,7 @@ from samtheory.nn.parallel import data_mesh, replicate
 from samtheory.nn.resnet import ResNetConfig, apply_model, build_model
 from samtheory.nn.trainer import TrainConfig, _evaluator
 
-__all__ = ["interpolate_params", "recompute_batch_stats", "interpolate_checkpoints"]
+__all__ = ["interpolate_params", "batch_stats_on", "recompute_batch_stats", "interpolate_checkpoints"]
 
 
 def interpolate_params(a: Any, b: Any, alpha: float | jax.Array) -> Any:
@@ -51,21 +51,28 @@ def interpolate_params(a: Any, b: Any, alpha: float | jax.Array) -> Any:
 _interpolate = jax.jit(interpolate_params)
 
 
-@functools.lru_cache(maxsize=8)
-def _recompute_program(model_config: ResNetConfig):
+def batch_stats_on(model_config: ResNetConfig, params: Any, batch_stats: Any, images: jax.Array, mean: Any, std: Any) -> Any:
+    """BatchNorm statistics of ``params``: the mean over the batches ``images`` (k, b, H, W, C) of each batch's.
+
+    Pure and vmappable (the population's interpolation vmaps it over α and
+    over pairs of runs); ``batch_stats`` gives the structure only. Uses a
+    copy of the model with BatchNorm momentum 0, so a training-mode pass
+    returns the batch's own mean and biased variance.
+    """
     model = build_model(dataclasses.replace(model_config, bn_momentum=0.0))
 
-    @jax.jit
-    def recompute(params, batch_stats, images, mean, std):
-        def add_batch(total, x):
-            _, stats = apply_model(model, params, batch_stats, normalize_images(x, mean, std), train=True)
-            return jax.tree.map(jnp.add, total, stats), None
+    def add_batch(total, x):
+        _, stats = apply_model(model, params, batch_stats, normalize_images(x, mean, std), train=True)
+        return jax.tree.map(jnp.add, total, stats), None
 
-        zeros = jax.tree.map(jnp.zeros_like, batch_stats)
-        total, _ = jax.lax.scan(add_batch, zeros, images)
-        return jax.tree.map(lambda s: s / images.shape[0], total)
+    zeros = jax.tree.map(jnp.zeros_like, batch_stats)
+    total, _ = jax.lax.scan(add_batch, zeros, images)
+    return jax.tree.map(lambda s: s / images.shape[0], total)
 
-    return recompute
+
+@functools.lru_cache(maxsize=8)
+def _recompute_program(model_config: ResNetConfig):
+    return jax.jit(functools.partial(batch_stats_on, model_config))
 
 
 def recompute_batch_stats(
