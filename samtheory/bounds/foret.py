@@ -54,9 +54,10 @@ from samtheory.bounds._checks import (
     check_probability,
 )
 from samtheory.bounds.gaussian_kl import isotropic_gaussian_kl
-from samtheory.bounds.monte_carlo import MonteCarloBound, gaussian_loss_bound
+from samtheory.bounds.monte_carlo import gaussian_loss_bound
 from samtheory.bounds.pac_bayes import grid_union_cost, pac_bayes_kl_bound
 from samtheory.batching import batch_size
+from samtheory.monte_carlo import MonteCarloEstimate
 
 __all__ = [
     "ForetBound",
@@ -126,16 +127,16 @@ class ForetMonteCarloBound(NamedTuple):
     ``L_D(w) ≤ E_ε L_D(w + ε)`` they also bound ``L_D(w)``.
 
     Attributes:
-      kl_form: :func:`foret_kl_bound` at ``monte_carlo.upper``.
-      eq13: :func:`foret_eq13_bound` at ``monte_carlo.upper``.
-      monte_carlo: the :class:`~samtheory.bounds.MonteCarloBound` of ``E_ε L_S(w + ε)``.
+      kl_form: :func:`foret_kl_bound` at ``monte_carlo.certified_upper``.
+      eq13: :func:`foret_eq13_bound` at ``monte_carlo.certified_upper``.
+      monte_carlo: the certified :class:`~samtheory.monte_carlo.MonteCarloEstimate` of ``E_ε L_S(w + ε)``.
       grid: the :class:`ForetGridPrior` used by ``kl_form``.
       sigma, num_params, n, weight_distance, delta, delta_prime: the inputs.
     """
 
     kl_form: jax.Array
     eq13: ForetBound
-    monte_carlo: MonteCarloBound
+    monte_carlo: MonteCarloEstimate
     grid: ForetGridPrior
     sigma: jax.Array
     num_params: int
@@ -240,7 +241,7 @@ def foret_eq13_bound(gaussian_loss, num_params, n, weight_distance, rho, delta) 
 
     Args:
       gaussian_loss: ``E_ε L_S(w + ε)`` in ``[0, 1]``, or an upper bound on
-        it such as :class:`~samtheory.bounds.MonteCarloBound` ``.upper``.
+        it such as :class:`~samtheory.monte_carlo.MonteCarloEstimate` ``.certified_upper``.
       num_params, n, weight_distance, rho, delta: as in :func:`foret_theorem2_bound`.
 
     Returns:
@@ -381,8 +382,8 @@ def foret_monte_carlo_bound(
         loss_fn, params, batch, sigma.astype(flat.dtype), key=key, num_samples=num_samples,
         delta_prime=delta_prime, chunk_size=chunk_size,
     )
-    kl_form = foret_kl_bound(monte_carlo.upper, num_params, n, weight_distance, rho, delta)
-    eq13 = foret_eq13_bound(monte_carlo.upper, num_params, n, weight_distance, rho, delta)
+    kl_form = foret_kl_bound(monte_carlo.certified_upper, num_params, n, weight_distance, rho, delta)
+    eq13 = foret_eq13_bound(monte_carlo.certified_upper, num_params, n, weight_distance, rho, delta)
     return ForetMonteCarloBound(
         kl_form.bound, eq13, monte_carlo, kl_form.grid, sigma, num_params, n, weight_distance,
         delta, delta_prime,
