@@ -168,6 +168,18 @@ def _floats(*values):
     return tuple(jnp.asarray(v, dtype) for v in values)
 
 
+def _checked_floats(loss_name, loss, num_params, n, weight_distance, rho, delta):
+    """The checked inputs of a bound with a loss term, as floats ``(loss, k, n, d, ρ, δ)``."""
+    loss = check_probability(loss_name, loss)
+    num_params, n, weight_distance, rho, delta = _check_common(num_params, n, weight_distance, rho, delta)
+    return _floats(loss, num_params, n, weight_distance, rho, delta)
+
+
+def _sigma(rho, k, n):
+    """``σ = ρ/(√k + √ln n)`` on checked floats (:func:`foret_posterior_std`)."""
+    return rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
+
+
 def foret_posterior_std(rho, num_params, n) -> jax.Array:
     """``σ = ρ/(√k + √ln n)``: the posterior scale of App. A.
 
@@ -179,7 +191,7 @@ def foret_posterior_std(rho, num_params, n) -> jax.Array:
     num_params = check_at_least("num_params", num_params, 1)
     n = check_at_least("n", n, 1)
     rho, k, n = _floats(rho, num_params, n)
-    return rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
+    return _sigma(rho, k, n)
 
 
 def _log_grid_scale(rho, k, n):
@@ -215,14 +227,14 @@ def foret_theorem2_bound(max_perturbed_loss, num_params, n, weight_distance, rho
 
     Conventions: [bounds], [rho-sam].
     """
-    max_perturbed_loss = check_probability("max_perturbed_loss", max_perturbed_loss)
-    num_params, n, weight_distance, rho, delta = _check_common(num_params, n, weight_distance, rho, delta)
-    loss, k, n, d, rho, delta = _floats(max_perturbed_loss, num_params, n, weight_distance, rho, delta)
+    loss, k, n, d, rho, delta = _checked_floats(
+        "max_perturbed_loss", max_perturbed_loss, num_params, n, weight_distance, rho, delta
+    )
     ratio = (d / rho) ** 2 * (1 + jnp.sqrt(jnp.log(n) / k)) ** 2
     numerator = k * jnp.log1p(ratio) + 4 * jnp.log(n / delta) + 8 * jnp.log(6 * n + 3 * k)
     complexity = jnp.sqrt(numerator / (n - 1))
     in_range = jnp.log1p((d / rho) ** 2) <= 4 * n / k
-    sigma = rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
+    sigma = _sigma(rho, k, n)
     return ForetBound(loss + complexity, complexity, sigma, _valid_case(in_range, loss + complexity))
 
 
@@ -249,10 +261,8 @@ def foret_eq13_bound(gaussian_loss, num_params, n, weight_distance, rho, delta) 
 
     Conventions: [bounds], [rho-sam].
     """
-    gaussian_loss = check_probability("gaussian_loss", gaussian_loss)
-    num_params, n, weight_distance, rho, delta = _check_common(num_params, n, weight_distance, rho, delta)
-    loss, k, n, d, rho, delta = _floats(gaussian_loss, num_params, n, weight_distance, rho, delta)
-    sigma = rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
+    loss, k, n, d, rho, delta = _checked_floats("gaussian_loss", gaussian_loss, num_params, n, weight_distance, rho, delta)
+    sigma = _sigma(rho, k, n)
     numerator = (
         0.25 * k * jnp.log1p(d**2 / (k * sigma**2))
         + 0.25
@@ -287,7 +297,7 @@ def foret_grid_prior(num_params, n, weight_distance, rho) -> ForetGridPrior:
     """
     num_params, n, weight_distance, rho, _ = _check_common(num_params, n, weight_distance, rho)
     k, n, d, rho = _floats(num_params, n, weight_distance, rho)
-    log_sigma2 = 2 * jnp.log(rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n))))
+    log_sigma2 = 2 * jnp.log(_sigma(rho, k, n))
     log_c = _log_grid_scale(rho, k, n)
     log_x = jnp.logaddexp(log_sigma2, 2 * jnp.log(d) - jnp.log(k))
     j = jnp.maximum(jnp.floor(1 + k * (log_c - log_x)), 1.0)
