@@ -153,8 +153,8 @@ def _check_inputs(params, variant, learning_rate, key) -> None:
     for v in schedule_variants:
         if not isinstance(v, Variant):
             raise TypeError(
-                f"variant must be a samtheory.sam variant (ERM, SAM, RandomSAM, ASAM) or a VariantSchedule, "
-                f"got {v!r}"
+                f"variant must be a samtheory.sam variant ({', '.join(t.__name__ for t in Variant.__args__)}) "
+                f"or a VariantSchedule, got {v!r}"
             )
     if learning_rate is not None and not callable(learning_rate):
         if isinstance(learning_rate, bool) or not isinstance(
