@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Callable
 
 import jax
@@ -195,7 +194,7 @@ def certify(
     Conventions: [bounds].
     """
     train_error = train_error_count / num_draws
-    upper = bounds.kl_inverse(train_error, math.log(2.0 / delta_prime) / num_draws)
+    upper = bounds.mean_upper_bound(train_error, num_draws, delta_prime)
     grid = bounds.dziugaite_roy_grid_bound(
         posterior, prior_mean, upper, n, grid_scale=grid_scale, grid_resolution=grid_resolution, delta=delta
     )
@@ -311,7 +310,7 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
     foret_count = np.asarray(jax.jit(lambda ws: jax.lax.map(foret_counts, ws))(params), np.float64)
     foret_draws = n * cfg.foret_mc_rounds
     foret_mc = foret_count / foret_draws
-    foret_upper = np.asarray(bounds.kl_inverse(foret_mc, math.log(2.0 / cfg.delta_prime) / foret_draws))
+    foret_upper = np.asarray(bounds.mean_upper_bound(foret_mc, foret_draws, cfg.delta_prime))
     flat = jax.vmap(lambda p: ravel_pytree(p)[0])
     distance = np.asarray(jnp.linalg.norm(flat(params) - flat(params0), axis=1), np.float64)
     foret = bounds.foret_kl_bound(foret_upper, num_params, n, distance[:, None], foret_rhos[None, :], cfg.delta)

@@ -180,11 +180,10 @@ def mc_upper_bound(error_count, num_draws: int, delta_prime: float) -> tuple[np.
 
     The upper end holds with probability ``≥ 1 − δ'`` (Hoeffding 1963, Thm 1,
     for independent ``[0, 1]`` variables; the two-sided ``ln(2/δ')`` as in
-    :func:`samtheory.bounds.monte_carlo_upper_bound`). Conventions: [bounds].
+    :func:`samtheory.bounds.mean_upper_bound`). Conventions: [bounds].
     """
     mean = np.asarray(error_count, np.float64) / num_draws
-    upper = bounds.kl_inverse(mean, math.log(2.0 / delta_prime) / num_draws)
-    return mean, np.asarray(upper, np.float64)
+    return mean, np.asarray(bounds.mean_upper_bound(mean, num_draws, delta_prime), np.float64)
 
 
 # ---------------------------------------------------------------------------

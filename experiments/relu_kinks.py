@@ -215,8 +215,6 @@ def interpolant_kink_lower_bound(x, y) -> int:
     (zero slopes skipped), the interpolant has a local extremum strictly
     inside the data range, hence a kink; so the number of sign changes of
     the nonzero secant slopes is a lower bound (5 for the Maennel points).
-
-    Conventions: none.
     """
     order = np.argsort(x)
     x, y = np.asarray(x, dtype=np.float64)[order], np.asarray(y, dtype=np.float64)[order]

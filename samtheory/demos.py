@@ -8,8 +8,6 @@
 The demos are files of the source tree, found by path (``demos/`` next to
 the package, or ``$SAMTHEORY_DEMOS_DIR``); the library never imports them.
 They need the ``demo`` extra (marimo).
-
-Conventions: none of the mathematical ones (infrastructure).
 """
 
 from __future__ import annotations

@@ -15,8 +15,6 @@ The rules of ``docs/pipeline.md`` that a program can check on a drawn
 
 The others (no hidden curve, no redundant reference line, one colour per
 variant) need a reader's eye: look at the PNG.
-
-Conventions: none (presentation only).
 """
 
 from __future__ import annotations

@@ -13,9 +13,6 @@ A reader therefore sees either the old file or the new one, never a mix, and
 an exception (or a crash) half-way leaves the old file untouched.
 
 Nothing here touches global JAX state; :func:`provenance` only reads it.
-
-Conventions: none of the mathematical ones apply to this module ([rng] and
-[float] are the callers').
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ dozen metric evaluations.
 * A non-finite parameter or loss marks the run as diverged at the first step
   it happens; :func:`check_finite` turns that into an error naming the step
   (and the run, for sweeps).
+* With ``has_aux`` the loss returns ``(loss, aux)`` (as in ``jax.grad``):
+  the aux of the training step's own clean pass is recorded, at no extra
+  forward pass for a variant that reads its gradient.
 
 Conventions: [loss-mean], [rho-sam], [m], [record], [rng].
 """
@@ -20,6 +23,7 @@ Conventions: [loss-mean], [rho-sam], [m], [record], [rng].
 from __future__ import annotations
 
 import dataclasses
+import functools
 import numbers
 from typing import Callable, NamedTuple, Sequence
 
@@ -31,7 +35,7 @@ import optax
 from samtheory._validation import check_nonnegative, check_positive_int, concrete_values
 from samtheory.batching import batch_size
 from samtheory.errors import DivergenceError, all_finite, check_finite  # noqa: F401 (re-exported)
-from samtheory.sam.oracle import gradient
+from samtheory.sam.oracle import gradient, step
 from samtheory.sam.variants import Variant
 
 __all__ = [
@@ -118,6 +122,9 @@ class TrainResult(NamedTuple):
       metrics: dict of arrays, one entry per recorded step.
       diverged_step: first step after which a parameter or a recorded metric
         was non-finite, or −1.
+      aux: with ``run(..., has_aux=True)``, the auxiliary output of the last
+        update before each recorded step (leading axis: recorded steps);
+        else ``None``.
 
     Conventions: [record].
     """
@@ -126,6 +133,7 @@ class TrainResult(NamedTuple):
     steps: jax.Array
     metrics: dict
     diverged_step: jax.Array
+    aux: object = None
 
     def divergence(self):
         """For :func:`samtheory.errors.check_finite`: which runs diverged, and at which step."""
@@ -145,8 +153,8 @@ def _check_inputs(params, variant, learning_rate, key) -> None:
     for v in schedule_variants:
         if not isinstance(v, Variant):
             raise TypeError(
-                f"variant must be a samtheory.sam variant (ERM, SAM, RandomSAM, ASAM) or a VariantSchedule, "
-                f"got {v!r}"
+                f"variant must be a samtheory.sam variant ({', '.join(t.__name__ for t in Variant.__args__)}) "
+                f"or a VariantSchedule, got {v!r}"
             )
     if learning_rate is not None and not callable(learning_rate):
         if isinstance(learning_rate, bool) or not isinstance(
@@ -260,11 +268,13 @@ def run(
     record_steps: Sequence[int] | np.ndarray | None = None,
     metrics_fn: Callable | None = None,
     key: jax.Array | None = None,
+    has_aux: bool = False,
 ) -> TrainResult:
     """Train ``params`` on ``data`` with a SAM variant (or a schedule of variants).
 
     Args:
-      loss_fn: mean loss ``loss_fn(params, batch)`` ([loss-mean]).
+      loss_fn: mean loss ``loss_fn(params, batch)`` ([loss-mean]); with
+        ``has_aux``, ``loss_fn(params, batch) -> (loss, aux)``.
       params: initial parameters.
       data: the training set, a pytree with a leading example axis.
       variant: a variant or a :class:`VariantSchedule`.
@@ -286,12 +296,24 @@ def run(
       record_steps: increasing steps in ``[0, num_steps]`` at which metrics
         are evaluated (default :func:`log_steps`). Step 0 is the
         initialization.
-      metrics_fn: ``metrics_fn(params) -> dict`` of scalars (any auxiliary
-        output to record along the run); default ``{"loss": loss_fn(params, data)}``.
+      metrics_fn: ``metrics_fn(params) -> dict`` of scalars evaluated at the
+        recorded parameters (a pass of its own over what it reads); default
+        ``{"loss": loss_fn(params, data)}`` on the whole training set.
       key: PRNG key for minibatches and random perturbations. Step ``t``
         uses keys derived from ``fold_in(key, t)`` (by epoch in ``"epochs"``
         mode; :func:`_sampler` gives each scheme), so runs are deterministic
         and independent of how the steps are grouped.
+      has_aux: whether ``loss_fn`` returns ``(loss, aux)``, ``aux`` a pytree
+        of arrays. Then ``TrainResult.aux`` holds, at each recorded step
+        ``s``, the ``aux`` of update ``s − 1``: its clean pass at ``w_{s−1}``
+        on that update's batch (the pass whose gradient the variant ascends
+        with, so free for every variant that reads its gradient; RandomSAM
+        and ``second_order`` variants pay one forward pass per recorded
+        step), averaged over the variant's chunks (m-SAM evaluates ``n/m``
+        chunks: for a mean over examples this is the batch's mean). At a
+        recorded step 0 no update has run, and every aux leaf is NaN. Aux is
+        recorded as it is: divergence is read from the parameters and
+        ``metrics_fn``.
 
     Returns:
       :class:`TrainResult`. Call :func:`check_finite` before plotting.
@@ -320,42 +342,66 @@ def run(
     if (batch_size_per_step is not None or needs_sam_key) and key is None:
         raise ValueError("key is required for minibatches or random perturbations")
     steps = _checked_record_steps(log_steps(num_steps) if record_steps is None else record_steps, num_steps)
+    mean_loss = (lambda p, b: loss_fn(p, b)[0]) if has_aux else loss_fn
     if metrics_fn is None:
-        metrics_fn = lambda p: {"loss": loss_fn(p, data)}
+        metrics_fn = lambda p: {"loss": mean_loss(p, data)}
     boundaries = jnp.asarray(schedule.boundaries, dtype=jnp.int32)
     sampler0, draw = _sampler(sampling, data, n, batch_size_per_step, num_steps, key, needs_sam_key)
 
-    def direction(t, p, sampler_state):
+    def with_aux(v, p, b, k):
+        # The oracle's step: the direction and the aux of its clean pass, one per chunk.
+        result = step(v, loss_fn, p, b, k, has_aux=True)
+        return result.direction, jax.tree.map(lambda a: jnp.mean(a, axis=0), result.aux)
+
+    def direction(t, p, sampler_state, want_aux=False):
         batch, sam_key, sampler_state = draw(t, sampler_state)
         variants = schedule.variants if rho is None else [_with_rho(v, rho(t)) for v in schedule.variants]
-        branches = [(lambda v: lambda p, b, k: gradient(v, loss_fn, p, b, k))(v) for v in variants]
+        if want_aux:
+            branches = [functools.partial(with_aux, v) for v in variants]
+        else:
+            branches = [(lambda v: lambda p, b, k: gradient(v, mean_loss, p, b, k))(v) for v in variants]
         if len(branches) == 1:
             return branches[0](p, batch, sam_key), sampler_state
         which = jnp.searchsorted(boundaries, t, side="right")
         return jax.lax.switch(which, branches, p, batch, sam_key), sampler_state
 
-    def one_step(t, carry):
-        p, opt_state, diverged, sampler_state = carry
-        d, sampler_state = direction(t, p, sampler_state)
+    def update(t, carry, want_aux):
+        p, opt_state, diverged, sampler_state, aux = carry
+        d, sampler_state = direction(t, p, sampler_state, want_aux)
+        if want_aux:
+            d, aux = d
         updates, opt_state = optimizer.update(d, opt_state, p)
         p = optax.apply_updates(p, updates)
         diverged = jnp.where((diverged < 0) & ~all_finite(p), t + 1, diverged)
-        return p, opt_state, diverged, sampler_state
+        return p, opt_state, diverged, sampler_state, aux
+
+    def one_step(t, carry):
+        return update(t, carry, False)
 
     def advance_and_record(carry, segment):
         start, stop = segment
-        carry = jax.lax.fori_loop(start, stop, one_step, carry)
-        p, opt_state, diverged, sampler_state = carry
+        if has_aux:
+            # Only the segment's last update asks for its aux, so a variant
+            # that reads no gradient pays its clean pass once per record.
+            carry = jax.lax.fori_loop(start, stop - 1, one_step, carry)
+            carry = jax.lax.cond(stop > start, lambda c: update(stop - 1, c, True), lambda c: c, carry)
+        else:
+            carry = jax.lax.fori_loop(start, stop, one_step, carry)
+        p, opt_state, diverged, sampler_state, aux = carry
         metrics = metrics_fn(p)
         diverged = jnp.where((diverged < 0) & ~all_finite(metrics), stop, diverged)
-        return (p, opt_state, diverged, sampler_state), metrics
+        return (p, opt_state, diverged, sampler_state, aux), (metrics, aux)
 
+    aux0 = None
+    if has_aux:  # NaN until the first update returns one
+        shapes = jax.eval_shape(lambda: direction(0, params, sampler0, True)[0][1])
+        aux0 = jax.tree.map(lambda a: jnp.full(a.shape, jnp.nan, a.dtype), shapes)
     starts = np.concatenate([[0], steps[:-1]]).astype(np.int32)
-    carry0 = (params, optimizer.init(params), jnp.asarray(-1, jnp.int32), sampler0)
-    (p, _, diverged, _), metrics = jax.lax.scan(
+    carry0 = (params, optimizer.init(params), jnp.asarray(-1, jnp.int32), sampler0, aux0)
+    (p, _, diverged, _, _), (metrics, aux) = jax.lax.scan(
         advance_and_record, carry0, (jnp.asarray(starts), jnp.asarray(steps, jnp.int32))
     )
-    return TrainResult(p, jnp.asarray(steps), metrics, diverged)
+    return TrainResult(p, jnp.asarray(steps), metrics, diverged, aux)
 
 
 def sweep(

@@ -145,25 +145,15 @@ def compute(out: Path, full_dln: bool, only: list[str] | None) -> None:
 
     samtheory.enable_float64()
     record: dict = json.loads(out.read_text()) if out.exists() else {}  # resume: keep finished entries
-    for name in _figure_names():
-        if only and name not in only:
-            continue
-        if f"quick/{name}" in record:
+    plan = [("quick", name) for name in _figure_names()] + [("full", name) for name in DLN_FIGURES if full_dln]
+    for kind, name in plan:
+        entry = f"{kind}/{name}"
+        if (only and name not in only) or entry in record:
             continue
         start = time.perf_counter()
-        record[f"quick/{name}"] = _figure_record(name, quick=True)
+        record[entry] = _figure_record(name, quick=kind == "quick")
         _write(out, record)
-        print(f"quick/{name}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
-    if full_dln:
-        for name in DLN_FIGURES:
-            if only and name not in only:
-                continue
-            if f"full/{name}" in record:
-                continue
-            start = time.perf_counter()
-            record[f"full/{name}"] = _figure_record(name, quick=False)
-            _write(out, record)
-            print(f"full/{name}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
+        print(f"{entry}: {time.perf_counter() - start:.1f} s", file=sys.stderr, flush=True)
     if (not only or "resnet" in only) and "resnet" not in record:
         start = time.perf_counter()
         child = subprocess.run(

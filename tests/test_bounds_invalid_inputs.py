@@ -157,7 +157,11 @@ CASES = {
     ),
     "monte_carlo_upper_bound": Case(
         _monte_carlo_upper, (("losses", PROBABILITY), ("delta_prime", OPEN_PROBABILITY)),
-        bounds=lambda out: [out.upper], array_param="losses",
+        bounds=lambda out: [out.certified_upper], array_param="losses",
+    ),
+    "mean_upper_bound": Case(
+        B.mean_upper_bound,
+        (("mean", PROBABILITY), ("num_samples", at_least(1)), ("delta_prime", OPEN_PROBABILITY)),
     ),
     "clipped_cross_entropy": Case(_clipped_ce, (("min_probability", OPEN_PROBABILITY),)),
     "gaussian_perturbed_losses": Case(_gaussian_losses, (("std", NONNEGATIVE),)),

@@ -309,7 +309,7 @@ def monte_carlo_failures(key, mean, binomial):
     shape = (COVERAGE_REPS, MC_DRAWS) + ((10,) if binomial else ())
     draws = jax.random.bernoulli(key, mean, shape).astype(jnp.float64)
     samples = jnp.mean(draws, axis=2) if binomial else draws
-    corrected = jax.vmap(lambda x: B.monte_carlo_upper_bound(x, MC_DELTA).upper)(samples)
+    corrected = jax.vmap(lambda x: B.monte_carlo_upper_bound(x, MC_DELTA).certified_upper)(samples)
     one_sided = B.kl_inverse(jnp.mean(samples, axis=1), jnp.log(1 / MC_DELTA) / MC_DRAWS)
     naive = jnp.mean(samples, axis=1)
     return jnp.stack([jnp.sum(b < mean) for b in (corrected, one_sided, naive)])
@@ -456,10 +456,10 @@ def test_foret_monte_carlo_bound_is_consistent():
     kl = np_eq6_as_printed(DIM + 1, sigma**2, np.exp(log_sp2), distance**2)
     np.testing.assert_allclose(result.grid.kl, kl, rtol=1e-10)
     budget = (kl + np.log(2 * np.sqrt(256) / 0.05) + np.log(np.pi**2 * float(result.grid.grid_index) ** 2 / 6)) / 256
-    np.testing.assert_allclose(result.kl_form, B.kl_inverse(result.monte_carlo.upper, budget), rtol=1e-10)
-    expected_eq13 = np_eq13(float(result.monte_carlo.upper), DIM + 1, 256, distance, 0.5, 0.05)
+    np.testing.assert_allclose(result.kl_form, B.kl_inverse(result.monte_carlo.certified_upper, budget), rtol=1e-10)
+    expected_eq13 = np_eq13(float(result.monte_carlo.certified_upper), DIM + 1, 256, distance, 0.5, 0.05)
     np.testing.assert_allclose(result.eq13.bound, expected_eq13, rtol=1e-12)
-    assert result.monte_carlo.upper >= result.monte_carlo.mean
+    assert result.monte_carlo.certified_upper >= result.monte_carlo.estimate
     foret_prior = B.foret_monte_carlo_bound(train_error_of, params, (x, y), **kwargs)
     np.testing.assert_allclose(foret_prior.weight_distance, 3.0, rtol=1e-14)
     stricter = B.foret_monte_carlo_bound(train_error_of, params, (x, y), prior_mean=INIT, delta=0.005, **kwargs)

@@ -113,7 +113,7 @@ def test_mc_upper_bound_is_the_library_certificate():
         assert u > m
         samples = np.zeros(1000)
         samples[: round(m * 1000)] = 1.0
-        np.testing.assert_allclose(u, bounds.monte_carlo_upper_bound(jnp.asarray(samples), 0.01).upper, rtol=1e-12)
+        np.testing.assert_allclose(u, bounds.monte_carlo_upper_bound(jnp.asarray(samples), 0.01).certified_upper, rtol=1e-12)
 
 
 # ---------------------------------------------------------------------------

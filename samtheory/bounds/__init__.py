@@ -8,8 +8,9 @@
 * :mod:`.losses` — :func:`zero_one_loss`, :func:`clipped_cross_entropy`,
   losses in ``[0, 1]``.
 * :mod:`.monte_carlo` — :func:`gaussian_perturbed_losses`,
-  :func:`monte_carlo_upper_bound` (Langford & Caruana's ``kl⁻¹(X̄, ln(2/δ')/N)``),
-  :func:`gaussian_loss_bound`.
+  :func:`mean_upper_bound` (Langford & Caruana's ``kl⁻¹(X̄, ln(2/δ')/N)``),
+  :func:`monte_carlo_upper_bound` and :func:`gaussian_loss_bound` (a
+  :class:`~samtheory.monte_carlo.MonteCarloEstimate` with ``certified_upper``).
 * :mod:`.pac_bayes` — :func:`pac_bayes_kl_bound` (Maurer's kl form),
   :func:`mcallester_bound` (Foret eq. 5), :func:`grid_union_cost`.
 * :mod:`.foret` — Foret et al. (2021) Theorem 2 (eq. 4), eq. 13, their prior
@@ -46,9 +47,9 @@ from samtheory.bounds.gaussian_kl import diagonal_gaussian_kl, isotropic_gaussia
 from samtheory.bounds.kl import binary_kl, kl_inverse, kl_inverse_lower
 from samtheory.bounds.losses import clipped_cross_entropy, misclassified, zero_one_loss
 from samtheory.bounds.monte_carlo import (
-    MonteCarloBound,
     gaussian_loss_bound,
     gaussian_perturbed_losses,
+    mean_upper_bound,
     monte_carlo_upper_bound,
 )
 from samtheory.bounds.pac_bayes import (
@@ -62,7 +63,7 @@ __all__ = [
     "binary_kl", "kl_inverse", "kl_inverse_lower",
     "isotropic_gaussian_kl", "diagonal_gaussian_kl",
     "misclassified", "zero_one_loss", "clipped_cross_entropy",
-    "gaussian_perturbed_losses", "monte_carlo_upper_bound", "gaussian_loss_bound", "MonteCarloBound",
+    "gaussian_perturbed_losses", "mean_upper_bound", "monte_carlo_upper_bound", "gaussian_loss_bound",
     "grid_union_cost", "pac_bayes_kl_budget", "pac_bayes_kl_bound", "mcallester_bound",
     "foret_posterior_std", "foret_theorem2_bound", "foret_eq13_bound", "foret_grid_prior",
     "foret_kl_bound", "foret_monte_carlo_bound",

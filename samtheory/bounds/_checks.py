@@ -18,8 +18,6 @@ what becomes NaN under a trace (``tests/test_bounds_invalid_inputs.py``
 checks this property for every public bound function). One caveat is XLA's:
 on a CPU it flushes subnormal floats to zero, so a traced subnormal negative
 number (``> -2.3e-308``) is read as ``-0.0`` and accepted.
-
-Conventions: none apply.
 """
 
 from __future__ import annotations

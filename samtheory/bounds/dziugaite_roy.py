@@ -345,14 +345,14 @@ def dziugaite_roy_certify(
         delta_prime=delta_prime, chunk_size=mc_chunk_size,
     )
     grid = dziugaite_roy_grid_bound(
-        posterior, prior_mean, monte_carlo.upper, n,
+        posterior, prior_mean, monte_carlo.certified_upper, n,
         grid_scale=grid_scale, grid_resolution=grid_resolution, delta=delta,
     )
     return DziugaiteRoyBound(
         **grid,
-        train_error_mc=monte_carlo.mean,
+        train_error_mc=monte_carlo.estimate,
         train_error_standard_error=monte_carlo.standard_error,
-        train_error_upper=monte_carlo.upper,
+        train_error_upper=monte_carlo.certified_upper,
         mean_train_error=train_error(posterior.mean, data),
         posterior=posterior,
         n=n,

@@ -54,9 +54,10 @@ from samtheory.bounds._checks import (
     check_probability,
 )
 from samtheory.bounds.gaussian_kl import isotropic_gaussian_kl
-from samtheory.bounds.monte_carlo import MonteCarloBound, gaussian_loss_bound
+from samtheory.bounds.monte_carlo import gaussian_loss_bound
 from samtheory.bounds.pac_bayes import grid_union_cost, pac_bayes_kl_bound
 from samtheory.batching import batch_size
+from samtheory.monte_carlo import MonteCarloEstimate
 
 __all__ = [
     "ForetBound",
@@ -126,16 +127,16 @@ class ForetMonteCarloBound(NamedTuple):
     ``L_D(w) ≤ E_ε L_D(w + ε)`` they also bound ``L_D(w)``.
 
     Attributes:
-      kl_form: :func:`foret_kl_bound` at ``monte_carlo.upper``.
-      eq13: :func:`foret_eq13_bound` at ``monte_carlo.upper``.
-      monte_carlo: the :class:`~samtheory.bounds.MonteCarloBound` of ``E_ε L_S(w + ε)``.
+      kl_form: :func:`foret_kl_bound` at ``monte_carlo.certified_upper``.
+      eq13: :func:`foret_eq13_bound` at ``monte_carlo.certified_upper``.
+      monte_carlo: the certified :class:`~samtheory.monte_carlo.MonteCarloEstimate` of ``E_ε L_S(w + ε)``.
       grid: the :class:`ForetGridPrior` used by ``kl_form``.
       sigma, num_params, n, weight_distance, delta, delta_prime: the inputs.
     """
 
     kl_form: jax.Array
     eq13: ForetBound
-    monte_carlo: MonteCarloBound
+    monte_carlo: MonteCarloEstimate
     grid: ForetGridPrior
     sigma: jax.Array
     num_params: int
@@ -167,6 +168,18 @@ def _floats(*values):
     return tuple(jnp.asarray(v, dtype) for v in values)
 
 
+def _checked_floats(loss_name, loss, num_params, n, weight_distance, rho, delta):
+    """The checked inputs of a bound with a loss term, as floats ``(loss, k, n, d, ρ, δ)``."""
+    loss = check_probability(loss_name, loss)
+    num_params, n, weight_distance, rho, delta = _check_common(num_params, n, weight_distance, rho, delta)
+    return _floats(loss, num_params, n, weight_distance, rho, delta)
+
+
+def _sigma(rho, k, n):
+    """``σ = ρ/(√k + √ln n)`` on checked floats (:func:`foret_posterior_std`)."""
+    return rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
+
+
 def foret_posterior_std(rho, num_params, n) -> jax.Array:
     """``σ = ρ/(√k + √ln n)``: the posterior scale of App. A.
 
@@ -178,7 +191,7 @@ def foret_posterior_std(rho, num_params, n) -> jax.Array:
     num_params = check_at_least("num_params", num_params, 1)
     n = check_at_least("n", n, 1)
     rho, k, n = _floats(rho, num_params, n)
-    return rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
+    return _sigma(rho, k, n)
 
 
 def _log_grid_scale(rho, k, n):
@@ -214,14 +227,14 @@ def foret_theorem2_bound(max_perturbed_loss, num_params, n, weight_distance, rho
 
     Conventions: [bounds], [rho-sam].
     """
-    max_perturbed_loss = check_probability("max_perturbed_loss", max_perturbed_loss)
-    num_params, n, weight_distance, rho, delta = _check_common(num_params, n, weight_distance, rho, delta)
-    loss, k, n, d, rho, delta = _floats(max_perturbed_loss, num_params, n, weight_distance, rho, delta)
+    loss, k, n, d, rho, delta = _checked_floats(
+        "max_perturbed_loss", max_perturbed_loss, num_params, n, weight_distance, rho, delta
+    )
     ratio = (d / rho) ** 2 * (1 + jnp.sqrt(jnp.log(n) / k)) ** 2
     numerator = k * jnp.log1p(ratio) + 4 * jnp.log(n / delta) + 8 * jnp.log(6 * n + 3 * k)
     complexity = jnp.sqrt(numerator / (n - 1))
     in_range = jnp.log1p((d / rho) ** 2) <= 4 * n / k
-    sigma = rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
+    sigma = _sigma(rho, k, n)
     return ForetBound(loss + complexity, complexity, sigma, _valid_case(in_range, loss + complexity))
 
 
@@ -240,7 +253,7 @@ def foret_eq13_bound(gaussian_loss, num_params, n, weight_distance, rho, delta) 
 
     Args:
       gaussian_loss: ``E_ε L_S(w + ε)`` in ``[0, 1]``, or an upper bound on
-        it such as :class:`~samtheory.bounds.MonteCarloBound` ``.upper``.
+        it such as :class:`~samtheory.monte_carlo.MonteCarloEstimate` ``.certified_upper``.
       num_params, n, weight_distance, rho, delta: as in :func:`foret_theorem2_bound`.
 
     Returns:
@@ -248,10 +261,8 @@ def foret_eq13_bound(gaussian_loss, num_params, n, weight_distance, rho, delta) 
 
     Conventions: [bounds], [rho-sam].
     """
-    gaussian_loss = check_probability("gaussian_loss", gaussian_loss)
-    num_params, n, weight_distance, rho, delta = _check_common(num_params, n, weight_distance, rho, delta)
-    loss, k, n, d, rho, delta = _floats(gaussian_loss, num_params, n, weight_distance, rho, delta)
-    sigma = rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n)))
+    loss, k, n, d, rho, delta = _checked_floats("gaussian_loss", gaussian_loss, num_params, n, weight_distance, rho, delta)
+    sigma = _sigma(rho, k, n)
     numerator = (
         0.25 * k * jnp.log1p(d**2 / (k * sigma**2))
         + 0.25
@@ -286,7 +297,7 @@ def foret_grid_prior(num_params, n, weight_distance, rho) -> ForetGridPrior:
     """
     num_params, n, weight_distance, rho, _ = _check_common(num_params, n, weight_distance, rho)
     k, n, d, rho = _floats(num_params, n, weight_distance, rho)
-    log_sigma2 = 2 * jnp.log(rho / (jnp.sqrt(k) + jnp.sqrt(jnp.log(n))))
+    log_sigma2 = 2 * jnp.log(_sigma(rho, k, n))
     log_c = _log_grid_scale(rho, k, n)
     log_x = jnp.logaddexp(log_sigma2, 2 * jnp.log(d) - jnp.log(k))
     j = jnp.maximum(jnp.floor(1 + k * (log_c - log_x)), 1.0)
@@ -381,8 +392,8 @@ def foret_monte_carlo_bound(
         loss_fn, params, batch, sigma.astype(flat.dtype), key=key, num_samples=num_samples,
         delta_prime=delta_prime, chunk_size=chunk_size,
     )
-    kl_form = foret_kl_bound(monte_carlo.upper, num_params, n, weight_distance, rho, delta)
-    eq13 = foret_eq13_bound(monte_carlo.upper, num_params, n, weight_distance, rho, delta)
+    kl_form = foret_kl_bound(monte_carlo.certified_upper, num_params, n, weight_distance, rho, delta)
+    eq13 = foret_eq13_bound(monte_carlo.certified_upper, num_params, n, weight_distance, rho, delta)
     return ForetMonteCarloBound(
         kl_form.bound, eq13, monte_carlo, kl_form.grid, sigma, num_params, n, weight_distance,
         delta, delta_prime,

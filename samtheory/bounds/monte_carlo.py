@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -34,34 +34,22 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from samtheory._validation import check_positive_int, concrete_values
-from samtheory.bounds._checks import check_nonnegative, check_open_probability, check_probability, is_scalar
+from samtheory.bounds._checks import (
+    check_at_least,
+    check_nonnegative,
+    check_open_probability,
+    check_probability,
+    is_scalar,
+)
 from samtheory.bounds.kl import kl_inverse
+from samtheory.monte_carlo import MonteCarloEstimate
 
 __all__ = [
-    "MonteCarloBound",
     "gaussian_perturbed_losses",
+    "mean_upper_bound",
     "monte_carlo_upper_bound",
     "gaussian_loss_bound",
 ]
-
-
-class MonteCarloBound(NamedTuple):
-    """A Monte Carlo mean of ``[0, 1]``-valued samples and its kl upper confidence bound.
-
-    Attributes:
-      mean: the sample mean ``X̄``.
-      upper: ``kl⁻¹(X̄, ln(2/δ')/N)``, an upper bound on the true mean with
-        probability ``≥ 1 − δ'``.
-      standard_error: ``std(X, ddof=1)/√N`` (for reporting only).
-      num_samples: ``N``.
-      delta_prime: ``δ'``.
-    """
-
-    mean: jax.Array
-    upper: jax.Array
-    standard_error: jax.Array
-    num_samples: int
-    delta_prime: float
 
 
 @functools.partial(jax.jit, static_argnames=("loss_fn", "num_samples", "chunk_size"))
@@ -132,15 +120,54 @@ def gaussian_perturbed_losses(
     return losses
 
 
-def monte_carlo_upper_bound(losses, delta_prime) -> MonteCarloBound:
-    """Langford & Caruana's bound on the mean of i.i.d. ``[0, 1]`` samples: ``kl⁻¹(X̄, ln(2/δ')/N)``.
+def mean_upper_bound(mean, num_samples, delta_prime) -> jax.Array:
+    """Langford & Caruana's bound on a mean from ``N`` independent ``[0, 1]`` samples: ``kl⁻¹(X̄, ln(2/δ')/N)``.
+
+    The one place of the certificate: :func:`monte_carlo_upper_bound` calls
+    it on samples, and the figures that count errors of perturbed networks
+    (``N`` independent 0-1 draws, not identically distributed: Hoeffding
+    1963, Thm 1, gives the same bound for the mean of their means) call it
+    on ``count / N``.
+
+    Args:
+      mean: the sample mean ``X̄ ∈ [0, 1]`` (broadcasts).
+      num_samples: ``N ≥ 1``.
+      delta_prime: ``δ' ∈ (0, 1)``, the probability that the bound fails.
+
+    Returns:
+      ``kl⁻¹(X̄, ln(2/δ')/N)``, in the float type of ``mean``; NaN where a
+      traced input is out of range.
+
+    Raises:
+      ValueError: a concrete input out of range, naming it.
+
+    Conventions: [bounds].
+    """
+    mean = check_probability("mean", mean)
+    num_samples = check_at_least("num_samples", num_samples, 1)
+    delta_prime = check_open_probability("delta_prime", delta_prime)
+    dtype = jnp.result_type(mean)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        dtype = jnp.result_type(float)
+    # Evaluated now, op by op, where δ' and N are concrete: staged under an
+    # outer jit, XLA would rewrite the division as a product with 1/N and the
+    # budget could move by an ulp between a jitted and an eager caller.
+    with jax.ensure_compile_time_eval():
+        budget = jnp.log(2.0 / jnp.asarray(delta_prime, dtype)) / num_samples
+    return kl_inverse(mean, budget)
+
+
+def monte_carlo_upper_bound(losses, delta_prime) -> MonteCarloEstimate:
+    """The mean of i.i.d. ``[0, 1]`` samples, certified: ``kl⁻¹(X̄, ln(2/δ')/N)`` (:func:`mean_upper_bound`).
 
     Args:
       losses: ``(N,)`` samples in ``[0, 1]`` (e.g. from :func:`gaussian_perturbed_losses`).
       delta_prime: ``δ' ∈ (0, 1)``, the probability that the bound fails.
 
     Returns:
-      :class:`MonteCarloBound`.
+      :class:`~samtheory.monte_carlo.MonteCarloEstimate` with
+      ``certified_upper`` (an upper bound on the true mean with probability
+      ``≥ 1 − δ'``) and ``delta_prime``; ``standard_error`` is for reporting only.
 
     Raises:
       ValueError: concrete samples outside ``[0, 1]``, fewer than two
@@ -162,9 +189,9 @@ def monte_carlo_upper_bound(losses, delta_prime) -> MonteCarloBound:
     delta_prime = check_open_probability("delta_prime", delta_prime)
     num_samples = losses.shape[0]
     mean = jnp.mean(losses)
-    budget = jnp.log(2.0 / jnp.asarray(delta_prime, losses.dtype)) / num_samples
     standard_error = jnp.std(losses, ddof=1) / math.sqrt(num_samples)
-    return MonteCarloBound(mean, kl_inverse(mean, budget), standard_error, num_samples, delta_prime)
+    upper = mean_upper_bound(mean, num_samples, delta_prime)
+    return MonteCarloEstimate(mean, standard_error, num_samples, upper, delta_prime)
 
 
 def gaussian_loss_bound(
@@ -177,12 +204,12 @@ def gaussian_loss_bound(
     num_samples: int,
     delta_prime: float = 0.01,
     chunk_size: int = 256,
-) -> MonteCarloBound:
+) -> MonteCarloEstimate:
     """Estimate and certify ``E_{ε~N(0, diag std²)} L_S(w + ε)`` for a loss in ``[0, 1]``.
 
     :func:`gaussian_perturbed_losses` followed by :func:`monte_carlo_upper_bound`.
     With probability ``≥ 1 − δ'`` over the draws, the true Gaussian-averaged
-    loss is at most ``.upper``.
+    loss is at most ``.certified_upper``.
 
     Conventions: [loss-mean], [bounds], [rng], [float].
     """

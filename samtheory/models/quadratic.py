@@ -198,18 +198,12 @@ class QuadraticFamily:
 
     @property
     def dim(self) -> int:
-        """Dimension ``d``.
-
-        Conventions: none.
-        """
+        """Dimension ``d``."""
         return int(jnp.shape(self.A)[0])
 
     @property
     def n(self) -> int:
-        """Number of examples.
-
-        Conventions: none.
-        """
+        """Number of examples."""
         return int(jnp.shape(self.centers)[0])
 
     @property
@@ -249,10 +243,7 @@ class QuadraticFamily:
 
     @cached_property
     def eigenvalues(self) -> np.ndarray:
-        """Eigenvalues of ``A`` in ascending order (``numpy.linalg.eigvalsh``).
-
-        Conventions: none.
-        """
+        """Eigenvalues of ``A`` in ascending order (``numpy.linalg.eigvalsh``)."""
         return np.linalg.eigvalsh(self.hessian)
 
     @cached_property
@@ -386,18 +377,12 @@ class LeastSquares:
 
     @property
     def dim(self) -> int:
-        """Dimension ``d``.
-
-        Conventions: none.
-        """
+        """Dimension ``d``."""
         return self.X.shape[1]
 
     @property
     def n(self) -> int:
-        """Number of examples.
-
-        Conventions: none.
-        """
+        """Number of examples."""
         return self.X.shape[0]
 
     @property
@@ -432,10 +417,7 @@ class LeastSquares:
 
     @cached_property
     def rank(self) -> int:
-        """Numerical rank of ``X``: singular values ``> s_max · max(n, d) · eps`` (NumPy's rule).
-
-        Conventions: none.
-        """
+        """Numerical rank of ``X``: singular values ``> s_max · max(n, d) · eps`` (NumPy's rule)."""
         s = self.singular_values
         if s.size == 0 or s[0] == 0:
             return 0

@@ -167,8 +167,6 @@ class Kinks(NamedTuple):
         jump: the slope jump ``f'(p_j⁺) − f'(p_j⁻) = a_j |w_j|`` where
             ``valid``, else 0.
         valid: ``w_j ≠ 0``; a unit with ``w_j = 0`` is constant and has no kink.
-
-    Conventions: none.
     """
 
     position: jax.Array
@@ -201,10 +199,7 @@ def kinks(params: Params) -> Kinks:
 
 
 class EffectiveKinks(NamedTuple):
-    """Sorted breakpoints of ``f`` after merging and thresholding (NumPy arrays).
-
-    Conventions: none.
-    """
+    """Sorted breakpoints of ``f`` after merging and thresholding (NumPy arrays)."""
 
     position: np.ndarray
     jump: np.ndarray
