@@ -44,8 +44,10 @@ def test_nonconvex_rate_bound_has_no_violation(amplitude, noise, batch, seed):
     gap0 = float(family.loss_fn(w0, family.batch)) - family.min_loss
     bound = cv.nonconvex_bound(family.smoothness, family.noise_variance, batch, STEPS, gap0)
     assert estimate.estimate - 3 * estimate.standard_error <= bound, (estimate, bound)
-    # Progress is real: the last gradients are smaller than the first.
-    assert np.mean(runs.grad_norm_sq[:, -20:]) < np.mean(runs.grad_norm_sq[:, 0]) + 1e-12
+    # L* is exact: no iterate of any run goes below it. (From a start near a stationary point
+    # the noisy gradients rise to the noise floor, so "the last gradients are smaller than the
+    # first" is not implied by the theorem; hypothesis found such a start, seed 5294.)
+    assert np.all(np.asarray(runs.loss) - family.min_loss >= -1e-12 * max(1.0, abs(family.min_loss)))
 
 
 _jit_mc = jax.jit(

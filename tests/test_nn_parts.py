@@ -149,9 +149,10 @@ def test_switching_figure_reads_results_and_tracks_their_content(tmp_path, monke
     assert config.datasets == ("fashion_mnist",) and len(config.files) == 4
     result = fig.run(config, None)
     assert result["fashion_mnist.erm_error"] == pytest.approx(0.08)
-    np.testing.assert_allclose(result["fashion_mnist.erm_to_sam_error"], [0.065])
+    np.testing.assert_allclose(result["fashion_mnist.erm_to_sam_run_error"], [0.065])
     assert fig.summary(result, config) == {"fashion_mnist_erm_test_error": pytest.approx(0.08),
-                                           "fashion_mnist_sam_test_error": pytest.approx(0.06)}
+                                           "fashion_mnist_sam_test_error": pytest.approx(0.06),
+                                           "fashion_mnist_seeds": 1.0, "fashion_mnist_missing_runs": 0.0}
     assert len(fig.plot(result, config).axes) == 2
     (folder / "sam_seed0.json").write_text(json.dumps(_fake_result("sam", None, 0, 0.05)))
     assert fig.config(quick=False).content_sha256 != config.content_sha256
