@@ -36,8 +36,18 @@ def events():
 
 @pytest.fixture
 def no_compilation_cache():
-    if jax.config.jax_compilation_cache_dir is not None:
-        pytest.skip("JAX_COMPILATION_CACHE_DIR is set in this environment; the pipeline leaves it alone")
+    """No persistent cache set for the test, whatever ran before it in this process.
+
+    (The demos set one when a test loads them in-process; the setting is put back after.)
+    """
+    from jax.experimental.compilation_cache import compilation_cache as jax_compilation_cache
+
+    before = jax.config.jax_compilation_cache_dir
+    jax.config.update("jax_compilation_cache_dir", None)
+    jax_compilation_cache.reset_cache()
+    yield
+    jax.config.update("jax_compilation_cache_dir", before)
+    jax_compilation_cache.reset_cache()
 
 
 def _program(scale: float):
