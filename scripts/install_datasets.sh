@@ -5,17 +5,13 @@
 # MNIST-1D needs no install (generated locally by the mnist1d Python package);
 # CIFAR is never fetched (pass load_cifar the directory you extracted).
 #
-# Idempotent: an installed package is left alone. Runs apt-get as root, or
-# through `sudo -n` (never prompts). `apt-get update` runs only when apt does
-# not know the package yet.
+# Idempotent: an installed package is left alone; otherwise apt_install.sh
+# installs it (root or `sudo -n`, `apt-get update` only when needed).
 #
 # Exit status: 0 even when nothing could be installed (no apt, no root, no
 # network) -- a warning is printed and the loaders then raise DataError. Set
 # SAMTHEORY_REQUIRE_DATASETS=1 to exit 1 instead, e.g. in CI that must test
 # on the real files.
-#
-# Only bash builtins run before apt is found, so the script also behaves on a
-# machine with an almost empty PATH.
 
 set -u
 
@@ -56,36 +52,9 @@ if is_installed; then
     exit 0
 fi
 
-if ! command -v apt-get >/dev/null 2>&1 || ! command -v apt-cache >/dev/null 2>&1; then
-    give_up "apt-get not found (not a Debian/Ubuntu system?); cannot install $package"
-fi
-
-if [[ "${EUID:-$(id -u)}" == "0" ]]; then
-    as_root=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
-    as_root=(sudo -n)
-else
-    give_up "not root and passwordless sudo is unavailable; run: sudo apt-get install $package"
-fi
-
-has_candidate() {
-    # "Candidate: (none)" or no candidate line at all means apt has no
-    # installable version.
-    local policy
-    policy="$(apt-cache policy "$package" 2>/dev/null)" || return 1
-    [[ "$policy" == *"Candidate:"* && "$policy" != *"Candidate: (none)"* ]]
-}
-
-if ! has_candidate; then
-    echo "apt does not know $package yet; running apt-get update ..."
-    ${as_root[@]+"${as_root[@]}"} apt-get update -qq || give_up "apt-get update failed"
-    has_candidate || give_up "no configured apt source provides $package"
-fi
-
-echo "Installing $package ..."
-# Through env, because sudo resets the environment.
-${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" \
-    || give_up "apt-get install $package failed"
+# shellcheck source=apt_install.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/apt_install.sh"
+apt_install "$package"
 is_installed || give_up "$package still not installed after apt-get install"
 report_files
 exit 0

@@ -34,29 +34,9 @@ if [[ -x "$browser" ]]; then
     echo "$package is already installed ($browser)."
     exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1 || ! command -v apt-cache >/dev/null 2>&1; then
-    give_up "apt-get not found (not a Debian/Ubuntu system?); cannot install $package"
-fi
-if [[ "${EUID:-$(id -u)}" == "0" ]]; then
-    as_root=()
-elif command -v sudo >/dev/null 2>&1 && sudo -n true >/dev/null 2>&1; then
-    as_root=(sudo -n)
-else
-    give_up "not root and passwordless sudo is unavailable; run: sudo apt-get install $package"
-fi
-has_candidate() {
-    local policy
-    policy="$(apt-cache policy "$package" 2>/dev/null)" || return 1
-    [[ "$policy" == *"Candidate:"* && "$policy" != *"Candidate: (none)"* ]]
-}
-if ! has_candidate; then
-    echo "apt does not know $package yet; running apt-get update ..."
-    ${as_root[@]+"${as_root[@]}"} apt-get update -qq || give_up "apt-get update failed"
-    has_candidate || give_up "no configured apt source provides $package"
-fi
-echo "Installing $package ..."
-${as_root[@]+"${as_root[@]}"} env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$package" \
-    || give_up "apt-get install $package failed"
+# shellcheck source=apt_install.sh
+source "$here/apt_install.sh"
+apt_install "$package"
 [[ -x "$browser" ]] || give_up "$package installed but $browser is missing"
 echo "$package installed: $("$browser" --version 2>/dev/null)"
 exit 0
