@@ -52,8 +52,11 @@ if is_installed; then
     exit 0
 fi
 
+# Builtins only (no dirname): this script must behave on an almost empty PATH.
+here="${BASH_SOURCE[0]%/*}"
+[[ "$here" == "${BASH_SOURCE[0]}" ]] && here=.
 # shellcheck source=apt_install.sh
-source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/apt_install.sh"
+source "$here/apt_install.sh"
 apt_install "$package"
 is_installed || give_up "$package still not installed after apt-get install"
 report_files
