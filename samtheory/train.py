@@ -188,16 +188,40 @@ def _checked_record_steps(record_steps, num_steps: int) -> np.ndarray:
     return steps
 
 
+def _checked_batch_indices(batch_indices, num_steps: int, n: int):
+    """``batch_indices`` as an integer array of shape ``(num_steps, b)`` with entries in ``[0, n)``.
+
+    Shape and dtype are always checked; the range only if the array is
+    concrete (a traced array, e.g. under ``vmap``, was checked by its caller).
+    JAX clamps out-of-range indices silently, hence the check.
+    """
+    shape, dtype = jnp.shape(batch_indices), jnp.result_type(batch_indices)
+    if len(shape) != 2 or shape[0] != num_steps or shape[1] < 1 or not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(
+            f"batch_indices must be an integer array of shape (num_steps={num_steps}, batch size >= 1), "
+            f"got shape {shape} and dtype {dtype}"
+        )
+    values = concrete_values(batch_indices)
+    if values is not None and (values.min() < 0 or values.max() >= n):
+        raise ValueError(f"batch_indices must lie in [0, {n}) (the number of examples), "
+                         f"got values in [{values.min()}, {values.max()}]")
+    return jnp.asarray(batch_indices)
+
+
 #: How :func:`run` draws the batch of each step (``batch_size_per_step`` set).
 SAMPLING = ("without_replacement", "with_replacement", "epochs")
 
 
-def _sampler(sampling: str, data, n: int, b: int | None, num_steps: int, key, needs_sam_key: bool):
+def _sampler(sampling: str, data, n: int, b: int | None, num_steps: int, key, needs_sam_key: bool,
+             indices=None):
     """``(init, draw)``: ``draw(t, state) -> (batch, sam_key, state)``; ``state`` rides in the loop carry.
 
     The keys of step ``t`` ([rng]):
 
     * full batch: ``sam_key = split(fold_in(key, t))[1]`` (only if a variant draws);
+    * given ``indices`` (``run(batch_indices=...)``): the batch is
+      ``data[indices[t]]``, no key is drawn for it, and
+      ``sam_key = fold_in(fold_in(key, t), 1)`` (only if a variant draws);
     * ``without_replacement``: ``batch_key, sam_key = split(fold_in(key, t))``;
       the ``b`` largest of ``n`` i.i.d. uniforms index a uniformly random
       ``b``-subset (on CPU, ``top_k`` over float32 is 10-40x faster than
@@ -209,7 +233,7 @@ def _sampler(sampling: str, data, n: int, b: int | None, num_steps: int, key, ne
       epoch), with ``order_key, steps_key = split(split(key, E)[e])`` and the
       SAM key of its ``i``-th step ``split(steps_key, ⌊n/b⌋)[i]``.
     """
-    if b is None:
+    if b is None and indices is None:
         def draw_full(t, state):
             if not needs_sam_key:  # deterministic full-batch runs skip the per-step key arithmetic
                 return data, None, state
@@ -217,6 +241,12 @@ def _sampler(sampling: str, data, n: int, b: int | None, num_steps: int, key, ne
 
         return (), draw_full
     take = lambda idx: jax.tree.map(lambda x: x[idx], data)  # noqa: E731
+    if indices is not None:
+        def draw_given(t, state):
+            sam_key = jax.random.fold_in(jax.random.fold_in(key, t), 1) if needs_sam_key else None
+            return take(indices[t]), sam_key, state
+
+        return (), draw_given
     if sampling == "without_replacement":
         def draw_subset(t, state):
             batch_key, sam_key = jax.random.split(jax.random.fold_in(key, t))
@@ -263,7 +293,8 @@ def run(
     learning_rate: float | jax.Array | optax.Schedule | None = None,
     optimizer: optax.GradientTransformation | None = None,
     batch_size_per_step: int | None = None,
-    sampling: str = "without_replacement",
+    sampling: str | None = None,
+    batch_indices: jax.Array | np.ndarray | None = None,
     rho: optax.Schedule | None = None,
     record_steps: Sequence[int] | np.ndarray | None = None,
     metrics_fn: Callable | None = None,
@@ -286,10 +317,16 @@ def run(
       batch_size_per_step: ``None`` for full-batch steps; else each step uses
         a minibatch of that size drawn as ``sampling`` says, and n-SAM
         perturbs with the minibatch gradient ([m]).
-      sampling: ``"without_replacement"`` (each step an independent uniform
-        subset), ``"with_replacement"`` (each step ``b`` independent uniform
-        indices) or ``"epochs"`` (each epoch a permutation walked through in
+      sampling: with ``batch_size_per_step``: ``"without_replacement"``
+        (the default; each step an independent uniform subset),
+        ``"with_replacement"`` (each step ``b`` independent uniform indices)
+        or ``"epochs"`` (each epoch a permutation walked through in
         ``⌊n/b⌋`` minibatches, the usual SGD recipe).
+      batch_indices: instead of ``batch_size_per_step`` and ``sampling``, an
+        integer array of shape ``(num_steps, b)``: update ``t`` trains on the
+        examples ``batch_indices[t]``. For a minibatch schedule drawn
+        elsewhere, e.g. replayed from another code's random generator to
+        reproduce its runs; it may be traced (vmap over schedules).
       rho: an optax-style schedule ``t -> ρ_t`` that sets the radius of the
         variant(s) at update ``t`` (as ``learning_rate`` sets the step);
         ``None`` keeps the variants' own ``rho``.
@@ -299,7 +336,8 @@ def run(
       metrics_fn: ``metrics_fn(params) -> dict`` of scalars evaluated at the
         recorded parameters (a pass of its own over what it reads); default
         ``{"loss": loss_fn(params, data)}`` on the whole training set.
-      key: PRNG key for minibatches and random perturbations. Step ``t``
+      key: PRNG key for minibatches and random perturbations (with
+        ``batch_indices``, only for the latter). Step ``t``
         uses keys derived from ``fold_in(key, t)`` (by epoch in ``"epochs"``
         mode; :func:`_sampler` gives each scheme), so runs are deterministic
         and independent of how the steps are grouped.
@@ -326,6 +364,10 @@ def run(
         raise ValueError("give exactly one of learning_rate and optimizer")
     if optimizer is None:
         optimizer = optax.sgd(learning_rate)
+    if batch_indices is not None and (batch_size_per_step is not None or sampling is not None):
+        raise ValueError("batch_indices sets every step's batch: give it without batch_size_per_step and sampling")
+    if sampling is None:
+        sampling = "without_replacement"
     if sampling not in SAMPLING:
         raise ValueError(f"sampling must be one of {SAMPLING}, got {sampling!r}")
     if rho is not None and not callable(rho):
@@ -338,6 +380,8 @@ def run(
             raise ValueError(
                 f"batch_size_per_step must be <= the number of examples {n}, got {batch_size_per_step}"
             )
+    if batch_indices is not None:
+        batch_indices = _checked_batch_indices(batch_indices, num_steps, n)
     needs_sam_key = any(v.needs_key for v in schedule.variants)
     if (batch_size_per_step is not None or needs_sam_key) and key is None:
         raise ValueError("key is required for minibatches or random perturbations")
@@ -346,7 +390,7 @@ def run(
     if metrics_fn is None:
         metrics_fn = lambda p: {"loss": mean_loss(p, data)}
     boundaries = jnp.asarray(schedule.boundaries, dtype=jnp.int32)
-    sampler0, draw = _sampler(sampling, data, n, batch_size_per_step, num_steps, key, needs_sam_key)
+    sampler0, draw = _sampler(sampling, data, n, batch_size_per_step, num_steps, key, needs_sam_key, batch_indices)
 
     def with_aux(v, p, b, k):
         # The oracle's step: the direction and the aux of its clean pass, one per chunk.

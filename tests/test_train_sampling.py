@@ -15,11 +15,11 @@ def _counting_loss(w, batch):
     return jnp.mean(w[batch["i"]])
 
 
-def _counts(sampling):
+def _counts(sampling=None, **batches):
+    batches = batches or dict(batch_size_per_step=B, sampling=sampling, key=jax.random.PRNGKey(4))
     result = train.run(
         _counting_loss, jnp.zeros(N), {"i": jnp.arange(N)}, variant=sam.ERM(), num_steps=STEPS,
-        learning_rate=1.0, batch_size_per_step=B, sampling=sampling, key=jax.random.PRNGKey(4),
-        record_steps=np.arange(STEPS + 1), metrics_fn=lambda w: {"w": w},
+        learning_rate=1.0, record_steps=np.arange(STEPS + 1), metrics_fn=lambda w: {"w": w}, **batches,
     )
     w = np.asarray(result.metrics["w"])
     counts = -np.diff(w, axis=0) * B
@@ -42,6 +42,30 @@ def test_without_replacement_has_no_repeat_within_a_step():
 
 def test_with_replacement_repeats_within_some_step():
     assert np.any(_counts("with_replacement") >= 2)
+
+
+def test_given_batch_indices_are_each_step_s_batch():
+    """``batch_indices[t]`` is update t's batch, repeats included; no key is needed for it."""
+    indices = np.random.default_rng(0).integers(0, N, size=(STEPS, B))
+    expected = np.stack([np.bincount(row, minlength=N) for row in indices])
+    assert np.any(expected >= 2)  # the draw holds a repeat, which must count twice
+    np.testing.assert_array_equal(_counts(batch_indices=indices), expected)
+
+
+@pytest.mark.parametrize(
+    "batches, match",
+    [
+        (dict(batch_indices=np.zeros((STEPS - 1, B), int)), "batch_indices must be an integer array of shape"),
+        (dict(batch_indices=np.zeros((STEPS, B))), "batch_indices must be an integer array"),
+        (dict(batch_indices=np.full((STEPS, B), N)), r"batch_indices must lie in \[0, 10\)"),
+        (dict(batch_indices=np.zeros((STEPS, B), int), batch_size_per_step=B), "without batch_size_per_step"),
+        (dict(batch_indices=np.zeros((STEPS, B), int), sampling="epochs"), "without batch_size_per_step and sampling"),
+    ],
+)
+def test_bad_batch_indices_are_named(batches, match):
+    with pytest.raises(ValueError, match=match):
+        train.run(_counting_loss, jnp.zeros(N), {"i": jnp.arange(N)}, variant=sam.ERM(), num_steps=STEPS,
+                  learning_rate=1.0, key=jax.random.PRNGKey(0), **batches)
 
 
 def test_rho_schedule_sets_each_step_s_radius():
