@@ -12,16 +12,17 @@ the code of each cell, not from what it prints:
 * cell 4 passes ``gamma_sgd`` to ``n_SAM_GD``: the variable left over from
   cell 3's loop, 10/d, not the cell's own 15/d;
 * cell 5 prints ``rho`` = 0.9 (left over from cell 4), but runs 1-SAM at
-  ρ = 10.0 (ERM → 1-SAM) and 0.175 (1-SAM → ERM), at γ = 1/d.
-
-Not reproduced: cell 3's two SGD numbers, drawn from NumPy's global
-generator in a state that depends on the order in which the notebook's
-cells were run (execution counts 1, 13, 6, 18, …); ``train.run`` samples
-minibatches from JAX keys.
+  ρ = 10.0 (ERM → 1-SAM) and 0.175 (1-SAM → ERM), at γ = 1/d;
+* cell 3's two SGD runs (``diag_nets.SGD``: one example per update, drawn by
+  ``np.random.randint(n)`` from the global generator) take their examples
+  from the stream that ``dln_reference.notebook_sgd_indices`` replays, and
+  ``train.run`` trains on them through ``batch_indices``. The kernel had
+  made 5 × 10 001 such draws after cell 0 before cell 3's runs
+  (``SGD_RUNS_BEFORE_CELL_3``, found by search: see there).
 
 Agreement. The notebook computes in float64 with NumPy; we compute the same
-iterations in float64 with XLA, which sums in another order. Of the 36
-finite printed numbers, 34 agree to a relative 2e-14 (measured). The other
+iterations in float64 with XLA, which sums in another order. Of the 38
+finite printed numbers, 36 agree to a relative 2e-14 (measured). The other
 two are the 1-SAM runs whose test loss is ~1e-8, close to 1-SAM's stability
 limit, where round-off of order 1e-16 is amplified along 10⁴ steps: they
 agree to 3e-15 absolute (relative 5e-7). Hence the tolerance
@@ -47,7 +48,15 @@ import pytest
 from experiments import dln_switching
 from samtheory import figures, sam, train
 from samtheory.models import dln
-from samtheory.models.dln_reference import NOTEBOOK_STEPS, notebook_problem, rho_from_notebook
+from samtheory.models import dln_reference
+from samtheory.models.dln_reference import (
+    NOTEBOOK_SIZES,
+    NOTEBOOK_STEPS,
+    SGD_RUNS_BEFORE_CELL_3,
+    notebook_problem,
+    notebook_sgd_indices,
+    rho_from_notebook,
+)
 
 D = 30
 RTOL, ATOL = 1e-12, 1e-14
@@ -90,6 +99,10 @@ PRINTED = [
 DIVERGENT = (4, "one_sam", 15, 0.1, 0.9)  # prints "test loss nan"
 # The same n-SAM run at the cell's own 15/d: it must NOT give the printed number.
 CELL4_OWN_STEP = (4, "n_sam", 15, 0.1, 0.1)
+
+# Cell 3's SGD runs (u₀ = 0.1), in print order: (step size, printed test loss).
+# The step sizes as the cell computes them: np.array([gamma / 3, gamma]) with gamma = 10 / d.
+CELL3_SGD = [((10 / D) / 3, 0.00917508147156238), (10 / D, 0.002480534609648869)]
 
 # Cell 5 (γ = 1/d, u₀ = 0.1), in print order.
 CELL5 = {
@@ -181,6 +194,71 @@ def test_cell_4_divergent_one_sam_is_flagged_at_the_step_the_notebook_loop_overf
     assert int(result.diverged_step) == step
     with pytest.raises(train.DivergenceError, match=rf"at step {step}\b"):
         train.check_finite(result)
+
+
+@pytest.fixture(scope="module")
+def cell_3_sgd(problem):
+    """Final test losses of SGD (ERM, one example per update) at places in the notebook's stream.
+
+    Rows: cell 3's two runs at their place (after ``SGD_RUNS_BEFORE_CELL_3``
+    runs' worth of draws), then each step size one run too early and one run
+    too late. One compiled call.
+    """
+    skips = [SGD_RUNS_BEFORE_CELL_3 - 1, SGD_RUNS_BEFORE_CELL_3, SGD_RUNS_BEFORE_CELL_3 + 1,
+             SGD_RUNS_BEFORE_CELL_3 + 2]
+    stream = notebook_sgd_indices(runs=len(skips), skip_runs=skips[0])
+    at = lambda skip: stream[skip - skips[0]]  # noqa: E731
+    (lr_small, _), (lr_large, _) = CELL3_SGD
+    # (step size, run) pairs: the notebook's two, then the offsets that must not match
+    rows = [(lr_small, SGD_RUNS_BEFORE_CELL_3), (lr_large, SGD_RUNS_BEFORE_CELL_3 + 1),
+            (lr_small, SGD_RUNS_BEFORE_CELL_3 - 1), (lr_small, SGD_RUNS_BEFORE_CELL_3 + 1),
+            (lr_large, SGD_RUNS_BEFORE_CELL_3), (lr_large, SGD_RUNS_BEFORE_CELL_3 + 2)]
+
+    @jax.jit
+    def runs(lrs, indices):
+        one = lambda lr, idx: train.run(  # noqa: E731
+            dln.loss_uv, dln.init_uv(D, 0.1), problem.train, variant=sam.ERM(), num_steps=NOTEBOOK_STEPS,
+            learning_rate=lr, batch_indices=idx, record_steps=np.array([NOTEBOOK_STEPS]),
+            metrics_fn=lambda p: {"test": dln.loss_uv(p, problem.test)})
+        return jax.vmap(one)(lrs, indices)
+
+    lrs, indices = jnp.asarray([r[0] for r in rows]), jnp.asarray(np.stack([at(r[1]) for r in rows]))
+    result = train.check_finite(runs(lrs, indices))
+    return np.asarray(result.metrics["test"][:, -1])
+
+
+def test_cell_3_sgd_printed_test_losses(cell_3_sgd):
+    """Cell 3: ``SGD`` at γ = 10/(3d), then at γ = 10/d, u₀ = 0.1, one example per update.
+
+    ``diag_nets.SGD`` updates with ``∇(½ r_i²)`` of one example ``i =
+    np.random.randint(n)`` drawn from the global generator, which is ERM on
+    ``dln.loss_uv`` with a batch of one, at the same step. The second run
+    takes the draws after the first's, so it checks the stream independently
+    of the search that found ``SGD_RUNS_BEFORE_CELL_3``.
+    """
+    for (lr, printed), ours in zip(CELL3_SGD, cell_3_sgd[:2]):
+        assert _close(float(ours), printed), f"cell 3 SGD (gamma={lr:.3f}): ours {ours!r}, notebook {printed!r}"
+
+
+def test_cell_3_sgd_needs_the_notebook_s_place_in_the_stream(cell_3_sgd):
+    """One SGD run earlier or later in the generator's stream gives another number than the printed one."""
+    printed = [CELL3_SGD[0][1]] * 2 + [CELL3_SGD[1][1]] * 2
+    for ours, p in zip(cell_3_sgd[2:], printed):
+        assert abs(ours - p) > 1e-3 * p
+
+
+def test_sgd_stream_is_the_notebook_s_scalar_randint_calls():
+    """A vector ``randint`` draw is the stream of the notebook's scalar calls, after cell 0's draws."""
+    rng = dln_reference._after_cell_0(**NOTEBOOK_SIZES)[0]
+    scalar = [rng.randint(NOTEBOOK_SIZES["n"]) for _ in range(2 * NOTEBOOK_STEPS)]
+    indices = notebook_sgd_indices(runs=2, skip_runs=0)
+    assert indices.shape == (2, NOTEBOOK_STEPS, 1)
+    np.testing.assert_array_equal(indices.reshape(-1), scalar)
+    np.testing.assert_array_equal(notebook_sgd_indices(runs=1, skip_runs=1)[0], indices[1])
+    with pytest.raises(ValueError, match="^runs must"):
+        notebook_sgd_indices(runs=0)
+    with pytest.raises(ValueError, match="skip_runs"):
+        notebook_sgd_indices(skip_runs=-1)
 
 
 # Cells 5 and 7 compile three more training loops (about 15 s on a contended 2-core machine): slow.
