@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -196,8 +197,22 @@ def _resnet_command(argv: Sequence[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``samtheory`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the ``samtheory`` command with ``argv`` (default ``sys.argv[1:]``); return the exit code.
+
+    A reader who pipes a listing into ``head`` closes the pipe early; that is
+    not an error, so the command stops quietly with status 0 then.
+    """
+    try:
+        return _dispatch(list(sys.argv[1:] if argv is None else argv))
+    except BrokenPipeError:
+        # Python would report the broken pipe again when it flushes stdout at
+        # exit; point stdout at /dev/null first (the recipe of the signal docs).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+
+def _dispatch(argv: list[str]) -> int:
     # The ResNet runs stay in float32/bf16, so they branch off before float64
     # is switched on; everything else is theory and runs in float64.
     if argv[:1] == ["resnet"]:

@@ -125,3 +125,15 @@ def test_static_attributes_fall_back_to_import_for_computed_values(fake_package)
     attributes = static_figure_attributes("computed", FigureRegistry("startup_figs"))
     assert attributes == {"NAME": "computed", "TITLE": "X computed"}
     assert "startup_figs.computed" in sys.modules
+
+
+def test_a_listing_piped_into_head_ends_quietly():
+    """`samtheory figures --list | head -1`: the closed pipe is not an error (no traceback, status 0)."""
+    reader_closes_early = (
+        f"{sys.executable} -m samtheory.cli figures --list | head -1; exit ${{PIPESTATUS[0]}}"
+    )
+    done = subprocess.run(["bash", "-c", reader_closes_early], capture_output=True, text=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert len(done.stdout.splitlines()) == 1
