@@ -27,14 +27,12 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
 from experiments._dln_variants import COLORS, LABELS, VARIANTS, unnormalized_variant
 from samtheory import flows, train
 from samtheory.models import dln
-from samtheory.style import SLIDE_RC
 
 NAME = "dln_flows_vs_gd"
 TITLE = "DLN: 1-SAM against ERM over fresh draws, as flows and as discrete GD (paired test-loss and l1 ratios)"
@@ -128,11 +126,6 @@ def paired_ratio(result: dict, kind: str, metric: str, name: str = "one_sam") ->
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    with matplotlib.rc_context(SLIDE_RC):
-        return _plot(result, cfg)
-
-
-def _plot(result: dict, cfg: Config) -> Figure:
     fig = Figure(figsize=(13.3, 4.9), layout="constrained")
     ax_test, ax_ratio, ax_l1 = fig.subplots(1, 3)
     rhos = result["rhos"]

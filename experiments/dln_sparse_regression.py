@@ -38,7 +38,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -46,7 +45,6 @@ from experiments._dln_variants import COLORS, LABELS, VARIANTS, unnormalized_var
 from samtheory import train
 from samtheory.models import dln
 from samtheory.models.dln_reference import notebook_problem
-from samtheory.style import SLIDE_RC
 
 NAME = "dln_sparse_regression"
 TITLE = "Diagonal linear network: test loss of ERM, n-SAM and 1-SAM (unnormalized) against rho, notebook instance and 64 fresh draws"
@@ -198,11 +196,6 @@ NOTEBOOK_PRINTED = {"erm": 0.01645, "one_sam": 0.0015}
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    with matplotlib.rc_context(SLIDE_RC):
-        return _plot(result, cfg)
-
-
-def _plot(result: dict, cfg: Config) -> Figure:
     fig = Figure(figsize=(13.3, 8.0), layout="constrained")
     (ax_rho, ax_curve), (ax_ratio, ax_fraction) = fig.subplots(2, 2)
     rhos = result["rhos"]
