@@ -27,14 +27,13 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
 from experiments._dln_variants import COLORS, LABELS, VARIANTS, unnormalized_variant
 from samtheory import flows, train
 from samtheory.models import dln
-from samtheory.style import SLIDE_RC
+from samtheory.train import CONVERGED, DIVERGED, NOT_CONVERGED
 
 NAME = "dln_flows_vs_gd"
 TITLE = "DLN: 1-SAM against ERM over fresh draws, as flows and as discrete GD (paired test-loss and l1 ratios)"
@@ -44,7 +43,6 @@ CODE_VERSION = 2
 
 # A GD run whose final train loss is above this has not interpolated in the step budget.
 CONVERGED_TRAIN_LOSS = 1e-6
-CONVERGED, NOT_CONVERGED, DIVERGED = 0, 1, 2
 ALLOW_NONFINITE = frozenset({f"gd_{name}_{metric}" for name in VARIANTS for metric in ("test", "l1", "train")})
 
 
@@ -91,8 +89,8 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
         result = grid(rhos, trains)  # not check_finite: a diverged GD run is flagged below, not fatal
         beta = jax.vmap(jax.vmap(dln.beta_pm))(result.params)  # (draw, rho, d)
         final_train = np.asarray(result.metrics["loss"][..., -1])
-        diverged = (np.asarray(result.diverged_step) >= 0) | ~np.isfinite(final_train)
-        status = np.where(diverged, DIVERGED, np.where(final_train <= CONVERGED_TRAIN_LOSS, CONVERGED, NOT_CONVERGED))
+        status = train.run_outcome(final_train, result.diverged_step, CONVERGED_TRAIN_LOSS)
+        diverged = status == DIVERGED
         test = np.asarray(jax.vmap(lambda b, te: jax.vmap(lambda bb: dln.loss_beta(bb, te))(b))(beta, tests))
         mask = lambda values: np.where(diverged, np.nan, values)
         out[f"gd_{name}_status"] = status
@@ -128,11 +126,6 @@ def paired_ratio(result: dict, kind: str, metric: str, name: str = "one_sam") ->
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    with matplotlib.rc_context(SLIDE_RC):
-        return _plot(result, cfg)
-
-
-def _plot(result: dict, cfg: Config) -> Figure:
     fig = Figure(figsize=(13.3, 4.9), layout="constrained")
     ax_test, ax_ratio, ax_l1 = fig.subplots(1, 3)
     rhos = result["rhos"]

@@ -51,7 +51,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.lines
 import numpy as np
 from matplotlib.figure import Figure
@@ -61,7 +60,6 @@ from samtheory import flows, sam
 from samtheory.theory import sam_implicit_bias as sib
 from samtheory.theory.implicit_bias import l1_interpolator, l2_interpolator, min_entropy_interpolator
 from samtheory.models import dln
-from samtheory.style import SLIDE_RC
 
 NAME = "dln_implicit_bias"
 TITLE = "DLN flows: Theorem 1 at the paper's size (n = 20, d = 30): first order vs exact form, the 1-SAM/n-SAM ratio, kernel to rich"
@@ -255,11 +253,6 @@ def first_order_breaks_at(result: dict, kind: str) -> float:
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    with matplotlib.rc_context(SLIDE_RC):
-        return _plot(result, cfg)
-
-
-def _plot(result: dict, cfg: Config) -> Figure:
     fig = Figure(figsize=(13.3, 8.2), layout="constrained")
     grid = fig.add_gridspec(2, 6)
     ax_a, ax_b, ax_c = (fig.add_subplot(grid[0, 2 * i:2 * i + 2]) for i in range(3))

@@ -38,7 +38,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -46,7 +45,7 @@ from experiments._dln_variants import COLORS, LABELS, VARIANTS, unnormalized_var
 from samtheory import train
 from samtheory.models import dln
 from samtheory.models.dln_reference import notebook_problem
-from samtheory.style import SLIDE_RC
+from samtheory.train import CONVERGED, DIVERGED, NOT_CONVERGED
 
 NAME = "dln_sparse_regression"
 TITLE = "Diagonal linear network: test loss of ERM, n-SAM and 1-SAM (unnormalized) against rho, notebook instance and 64 fresh draws"
@@ -58,7 +57,6 @@ CODE_VERSION = 2
 CONVERGED_TRAIN_LOSS = 1e-6
 # The advantage is robust at ρ if the converged pair has 1-SAM < ERM on at least this fraction of draws.
 ROBUST_FRACTION = 0.9
-CONVERGED, NOT_CONVERGED, DIVERGED = 0, 1, 2
 # Final values of diverged runs are NaN; plot() masks them by status and marks them.
 ALLOW_NONFINITE = frozenset({f"{name}_{metric}" for name in VARIANTS for metric in ("train_loss", "test_loss", "l1_norm")})
 
@@ -133,9 +131,7 @@ def simulate(cfg: Config, trains: dict, tests: dict) -> dict[str, train.TrainRes
 
 def run_status(result: train.TrainResult) -> np.ndarray:
     """CONVERGED, NOT_CONVERGED (final train loss > CONVERGED_TRAIN_LOSS) or DIVERGED, per run."""
-    final_train = np.asarray(result.metrics["train_loss"][..., -1])
-    status = np.where(final_train <= CONVERGED_TRAIN_LOSS, CONVERGED, NOT_CONVERGED)
-    return np.where((np.asarray(result.diverged_step) >= 0) | ~np.isfinite(final_train), DIVERGED, status)
+    return train.run_outcome(result.metrics["train_loss"][..., -1], result.diverged_step, CONVERGED_TRAIN_LOSS)
 
 
 def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
@@ -198,11 +194,6 @@ NOTEBOOK_PRINTED = {"erm": 0.01645, "one_sam": 0.0015}
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    with matplotlib.rc_context(SLIDE_RC):
-        return _plot(result, cfg)
-
-
-def _plot(result: dict, cfg: Config) -> Figure:
     fig = Figure(figsize=(13.3, 8.0), layout="constrained")
     (ax_rho, ax_curve), (ax_ratio, ax_fraction) = fig.subplots(2, 2)
     rhos = result["rhos"]

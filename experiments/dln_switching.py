@@ -39,7 +39,6 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
-import matplotlib
 import matplotlib.patches
 import matplotlib.ticker
 import numpy as np
@@ -50,7 +49,7 @@ from samtheory import sam, train
 from samtheory.models import dln
 from samtheory.models.dln_reference import NOTEBOOK_STEPS, notebook_problem
 from samtheory.sharpness import linear_interpolation
-from samtheory.style import CAPTION_FONTSIZE, SLIDE_RC, VARIANT_COLORS, VARIANT_LABELS
+from samtheory.style import CAPTION_FONTSIZE, VARIANT_COLORS, VARIANT_LABELS
 
 NAME = "dln_switching"
 TITLE = "DLN: the notebook's ERM->1-SAM fine-tuning and 1-SAM->ERM runs, switch-step x rho sweeps, linear path"
@@ -229,11 +228,6 @@ def _mark_diverged(ax, xs, diverged, color) -> None:
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    with matplotlib.rc_context(SLIDE_RC):
-        return _plot(result, cfg)
-
-
-def _plot(result: dict, cfg: Config) -> Figure:
     fig = Figure(figsize=(13.3, 8.2), layout="constrained")
     (ax_test, ax_train, ax_path), (ax_grid, ax_rho, ax_k) = fig.subplots(2, 3)
     _curves(ax_test, result, cfg, "test")

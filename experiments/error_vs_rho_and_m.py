@@ -64,7 +64,7 @@ from samtheory import mlp_training as mt
 from samtheory import sam, train
 from samtheory.data import load_mnist1d
 from samtheory.models import dln, mlp
-from samtheory.style import CAPTION_FONTSIZE, SLIDE_RC, VARIANT_COLORS, VARIANT_LABELS
+from samtheory.style import CAPTION_FONTSIZE, VARIANT_COLORS, VARIANT_LABELS
 
 NAME = "error_vs_rho_and_m"
 TITLE = "Test error against rho (ERM, random, n-SAM, m-SAM) and against m: Fig. 1 of Andriushchenko & Flammarion (2022) on a DLN and an MNIST-1D MLP"
@@ -374,79 +374,76 @@ def _mark_failed(ax, x, failed, y, key):
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    import matplotlib
-
     c, m_cfg = cfg.dln, cfg.mlp
     h = headline(result, cfg)
     ratios = dln_ratios(result, cfg)
-    with matplotlib.rc_context(SLIDE_RC):
-        fig = Figure(figsize=(13.3, 8.2), layout="constrained")
-        (ax_a, ax_b), (ax_c, ax_d) = fig.subplots(2, 2)
+    fig = Figure(figsize=(13.3, 8.2), layout="constrained")
+    (ax_a, ax_b), (ax_c, ax_d) = fig.subplots(2, 2)
 
-        # (a) DLN: ratio to ERM against ρ.
-        ratio_all = np.concatenate([ratios["sam"][np.isfinite(ratios["sam"])], ratios["random"][np.isfinite(ratios["random"])]])
-        top = max(2.0, float(np.max(ratio_all)) * 1.3)
-        ax_a.axhline(1.0, color=VARIANT_COLORS["erm"], lw=1.5, label=f"{VARIANT_LABELS['erm']} (= 1, same draw)")
-        for key, curves, rhos in (("random", ratios["random"], c.random_rhos),
-                                  ("n_sam", ratios["sam"][c.ms.index(c.n)], c.rhos),
-                                  ("m_sam", ratios["sam"][c.ms.index(c.msam_m)], c.rhos)):
-            label = {"n_sam": f"n-SAM (m = n = {c.n})", "m_sam": f"m-SAM (m = {c.msam_m})",
-                     "random": "random (ρ = radius; no interpolation)"}[key]
-            _curve(ax_a, rhos, geometric_mean(curves, 0), np.min(curves, 0), np.max(curves, 0), key, label)
-            _mark_failed(ax_a, rhos, np.any(np.isnan(curves), axis=0), top, key)
-        ax_a.set(xscale="log", yscale="log", ylim=(None, top), xlabel="ρ (SAM: ascent step, unnormalized; random: radius)",
-                 ylabel="test loss / ERM's (same draw)",
-                 title=f"(a) DLN, {len(c.seeds)} draws: geo-mean, band min–max; × = a draw failed")
-        ax_a.legend(loc="lower left")
+    # (a) DLN: ratio to ERM against ρ.
+    ratio_all = np.concatenate([ratios["sam"][np.isfinite(ratios["sam"])], ratios["random"][np.isfinite(ratios["random"])]])
+    top = max(2.0, float(np.max(ratio_all)) * 1.3)
+    ax_a.axhline(1.0, color=VARIANT_COLORS["erm"], lw=1.5, label=f"{VARIANT_LABELS['erm']} (= 1, same draw)")
+    for key, curves, rhos in (("random", ratios["random"], c.random_rhos),
+                              ("n_sam", ratios["sam"][c.ms.index(c.n)], c.rhos),
+                              ("m_sam", ratios["sam"][c.ms.index(c.msam_m)], c.rhos)):
+        label = {"n_sam": f"n-SAM (m = n = {c.n})", "m_sam": f"m-SAM (m = {c.msam_m})",
+                 "random": "random (ρ = radius; no interpolation)"}[key]
+        _curve(ax_a, rhos, geometric_mean(curves, 0), np.min(curves, 0), np.max(curves, 0), key, label)
+        _mark_failed(ax_a, rhos, np.any(np.isnan(curves), axis=0), top, key)
+    ax_a.set(xscale="log", yscale="log", ylim=(None, top), xlabel="ρ (SAM: ascent step, unnormalized; random: radius)",
+             ylabel="test loss / ERM's (same draw)",
+             title=f"(a) DLN, {len(c.seeds)} draws: geo-mean, band min–max; × = a draw failed")
+    ax_a.legend(loc="lower left")
 
-        # (b) DLN: against m at the m-SAM's best ρ.
-        trend = h["dln_m_trend"]
-        j = c.rhos.index(trend["rho"])
-        at_rho = ratios["sam"][:, :, j]  # (ms, seeds)
-        best_over_rho = np.nanmin(geometric_mean(ratios["sam"], axis=1), axis=1)
-        _curve(ax_b, c.ms, geometric_mean(at_rho, 1), np.min(at_rho, 1), np.max(at_rho, 1), "m_sam",
-               f"m-SAM at ρ = {trend['rho']:g} (slope {trend['slope']:.2f})")
-        ax_b.plot(c.ms, best_over_rho, "--s", color=VARIANT_COLORS["m_sam"], mfc="white", ms=6, label="each m at its own best ρ")
-        ax_b.axhline(1.0, color=VARIANT_COLORS["erm"], lw=1.5, label="ERM")
-        ax_b.set(xscale="log", yscale="log", xlabel=f"m (n = {c.n} = n-SAM)", ylabel="test loss / ERM's (same draw)",
-                 title="(b) DLN: amplified by m-sharpness")
-        ax_b.set_xticks(c.ms, [str(m) for m in c.ms])
-        ax_b.legend(loc="lower right")
+    # (b) DLN: against m at the m-SAM's best ρ.
+    trend = h["dln_m_trend"]
+    j = c.rhos.index(trend["rho"])
+    at_rho = ratios["sam"][:, :, j]  # (ms, seeds)
+    best_over_rho = np.nanmin(geometric_mean(ratios["sam"], axis=1), axis=1)
+    _curve(ax_b, c.ms, geometric_mean(at_rho, 1), np.min(at_rho, 1), np.max(at_rho, 1), "m_sam",
+           f"m-SAM at ρ = {trend['rho']:g} (slope {trend['slope']:.2f})")
+    ax_b.plot(c.ms, best_over_rho, "--s", color=VARIANT_COLORS["m_sam"], mfc="white", ms=6, label="each m at its own best ρ")
+    ax_b.axhline(1.0, color=VARIANT_COLORS["erm"], lw=1.5, label="ERM")
+    ax_b.set(xscale="log", yscale="log", xlabel=f"m (n = {c.n} = n-SAM)", ylabel="test loss / ERM's (same draw)",
+             title="(b) DLN: amplified by m-sharpness")
+    ax_b.set_xticks(c.ms, [str(m) for m in c.ms])
+    ax_b.legend(loc="lower right")
 
-        # (c) MLP: test error against ρ.
-        erm = result["mlp_erm_test"]
-        ax_c.axhspan(erm.min(), erm.max(), color=VARIANT_COLORS["erm"], alpha=0.12, lw=0)
-        ax_c.axhline(erm.mean(), color=VARIANT_COLORS["erm"], lw=1.5, label="ERM (band: seeds)")
-        for key, curves, rhos in (("random", result["mlp_random_test"], m_cfg.random_rhos),
-                                  ("n_sam", result["mlp_sam_test"][m_cfg.ms.index(m_cfg.batch_size)], m_cfg.rhos),
-                                  ("m_sam", result["mlp_sam_test"][m_cfg.ms.index(m_cfg.msam_m)], m_cfg.rhos)):
-            label = {"n_sam": f"n-SAM over the minibatch (m = b = {m_cfg.batch_size})",
-                     "m_sam": f"m-SAM (m = {m_cfg.msam_m})", "random": "random (ρ = radius)"}[key]
-            _curve(ax_c, rhos, curves.mean(1), curves.min(1), curves.max(1), key, label)
-        ax_c.set(xscale="log", xlabel="ρ (normalized: radius)", ylabel="test error",
-                 title=f"(c) MNIST-1D MLP, {len(m_cfg.seeds)} seeds: mean, band min–max")
-        ax_c.legend(loc="upper left")
+    # (c) MLP: test error against ρ.
+    erm = result["mlp_erm_test"]
+    ax_c.axhspan(erm.min(), erm.max(), color=VARIANT_COLORS["erm"], alpha=0.12, lw=0)
+    ax_c.axhline(erm.mean(), color=VARIANT_COLORS["erm"], lw=1.5, label="ERM (band: seeds)")
+    for key, curves, rhos in (("random", result["mlp_random_test"], m_cfg.random_rhos),
+                              ("n_sam", result["mlp_sam_test"][m_cfg.ms.index(m_cfg.batch_size)], m_cfg.rhos),
+                              ("m_sam", result["mlp_sam_test"][m_cfg.ms.index(m_cfg.msam_m)], m_cfg.rhos)):
+        label = {"n_sam": f"n-SAM over the minibatch (m = b = {m_cfg.batch_size})",
+                 "m_sam": f"m-SAM (m = {m_cfg.msam_m})", "random": "random (ρ = radius)"}[key]
+        _curve(ax_c, rhos, curves.mean(1), curves.min(1), curves.max(1), key, label)
+    ax_c.set(xscale="log", xlabel="ρ (normalized: radius)", ylabel="test error",
+             title=f"(c) MNIST-1D MLP, {len(m_cfg.seeds)} seeds: mean, band min–max")
+    ax_c.legend(loc="upper left")
 
-        # (d) MLP: against m at the m-SAM's best ρ.
-        trend = h["mlp_m_trend"]
-        j = m_cfg.rhos.index(trend["rho"])
-        at_rho = result["mlp_sam_test"][:, j]  # (ms, seeds)
-        _curve(ax_d, m_cfg.ms, at_rho.mean(1), at_rho.min(1), at_rho.max(1), "m_sam",
-               f"m-SAM at ρ = {trend['rho']:g} (log-log slope {trend['slope']:.3f})")
-        ax_d.plot(m_cfg.ms, result["mlp_sam_test"].mean(axis=2).min(axis=1), "--s", color=VARIANT_COLORS["m_sam"],
-                  mfc="white", ms=6, label="each m at its own best ρ")
-        ax_d.axhspan(erm.min(), erm.max(), color=VARIANT_COLORS["erm"], alpha=0.12, lw=0)
-        ax_d.axhline(erm.mean(), color=VARIANT_COLORS["erm"], lw=1.5, label="ERM")
-        ax_d.set(xscale="log", xlabel=f"m (b = {m_cfg.batch_size} = n-SAM over the minibatch)", ylabel="test error",
-                 title="(d) MLP: amplified by m-sharpness")
-        ax_d.set_xticks(m_cfg.ms, [str(m) for m in m_cfg.ms])
-        ax_d.legend(loc="upper left")
+    # (d) MLP: against m at the m-SAM's best ρ.
+    trend = h["mlp_m_trend"]
+    j = m_cfg.rhos.index(trend["rho"])
+    at_rho = result["mlp_sam_test"][:, j]  # (ms, seeds)
+    _curve(ax_d, m_cfg.ms, at_rho.mean(1), at_rho.min(1), at_rho.max(1), "m_sam",
+           f"m-SAM at ρ = {trend['rho']:g} (log-log slope {trend['slope']:.3f})")
+    ax_d.plot(m_cfg.ms, result["mlp_sam_test"].mean(axis=2).min(axis=1), "--s", color=VARIANT_COLORS["m_sam"],
+              mfc="white", ms=6, label="each m at its own best ρ")
+    ax_d.axhspan(erm.min(), erm.max(), color=VARIANT_COLORS["erm"], alpha=0.12, lw=0)
+    ax_d.axhline(erm.mean(), color=VARIANT_COLORS["erm"], lw=1.5, label="ERM")
+    ax_d.set(xscale="log", xlabel=f"m (b = {m_cfg.batch_size} = n-SAM over the minibatch)", ylabel="test error",
+             title="(d) MLP: amplified by m-sharpness")
+    ax_d.set_xticks(m_cfg.ms, [str(m) for m in m_cfg.ms])
+    ax_d.legend(loc="upper left")
 
-        fig.suptitle(
-            f"Fig. 1 of Andriushchenko & Flammarion (2022) at small scale. Top: DLN u⊙v, n = {c.n}, d = {c.d}, "
-            f"GD {c.step_size_times_d:g}/d × {c.num_steps} steps, unnormalized SAM. Bottom: MLP "
-            f"{'-'.join(map(str, (40, *m_cfg.hidden, 10)))}, {result['mlp_n_train']} train, SGD b = {m_cfg.batch_size} "
-            f"× {m_cfg.num_steps} steps, normalized SAM.\n{CAPTION}\n{DEPARTURE}",
-            fontsize=CAPTION_FONTSIZE,
-        )
+    fig.suptitle(
+        f"Fig. 1 of Andriushchenko & Flammarion (2022) at small scale. Top: DLN u⊙v, n = {c.n}, d = {c.d}, "
+        f"GD {c.step_size_times_d:g}/d × {c.num_steps} steps, unnormalized SAM. Bottom: MLP "
+        f"{'-'.join(map(str, (40, *m_cfg.hidden, 10)))}, {result['mlp_n_train']} train, SGD b = {m_cfg.batch_size} "
+        f"× {m_cfg.num_steps} steps, normalized SAM.\n{CAPTION}\n{DEPARTURE}",
+        fontsize=CAPTION_FONTSIZE,
+    )
     return fig

@@ -96,7 +96,6 @@ import dataclasses
 from collections.abc import Callable
 
 import jax.numpy as jnp
-import matplotlib
 import numpy as np
 import optax
 from matplotlib.figure import Figure
@@ -104,7 +103,7 @@ from matplotlib.figure import Figure
 from samtheory import mlp_training as mt
 from samtheory.data import ArrayDataset, load_mnist1d, with_label_noise
 from samtheory.models import mlp
-from samtheory.style import CAPTION_FONTSIZE, SLIDE_RC, VARIANT_COLORS, VARIANT_LABELS
+from samtheory.style import CAPTION_FONTSIZE, VARIANT_COLORS, VARIANT_LABELS
 
 NAME = "label_noise"
 TITLE = "Label noise trained until ERM memorizes: ERM vs n-SAM vs m-SAM on MNIST-1D at 60 % noise"
@@ -331,11 +330,6 @@ def _label(name: str, cfg: Config) -> str:
 
 
 def plot(result: dict, cfg: Config) -> Figure:
-    with matplotlib.rc_context(SLIDE_RC):
-        return _plot(result, cfg)
-
-
-def _plot(result: dict, cfg: Config) -> Figure:
     fig = Figure(figsize=(13.3, 8.6), layout="constrained")
     (ax_mem, ax_acc), (ax_rho_acc, ax_rho_mem) = fig.subplots(2, 2)
     epochs = epochs_of(result, cfg)

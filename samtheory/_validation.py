@@ -24,26 +24,25 @@ def concrete_values(value) -> np.ndarray | None:
     return None
 
 
-def check_nonnegative(name: str, value) -> None:
-    """Raise ``ValueError`` if a concrete ``value`` has a negative or non-finite entry."""
+def _check_finite_and(name: str, value, holds, requirement: str) -> None:
+    """Raise ``ValueError`` if a concrete ``value`` has a non-finite entry or one where ``holds`` is false."""
     arr = concrete_values(value)
     if arr is None:
         return
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name} must be finite, got {value!r}")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be >= 0, got {value!r}")
+    if not np.all(holds(arr)):
+        raise ValueError(f"{name} must be {requirement}, got {value!r}")
+
+
+def check_nonnegative(name: str, value) -> None:
+    """Raise ``ValueError`` if a concrete ``value`` has a negative or non-finite entry."""
+    _check_finite_and(name, value, lambda arr: arr >= 0, ">= 0")
 
 
 def check_positive(name: str, value) -> None:
     """Raise ``ValueError`` if a concrete ``value`` has an entry that is not > 0 and finite."""
-    arr = concrete_values(value)
-    if arr is None:
-        return
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    if np.any(arr <= 0):
-        raise ValueError(f"{name} must be > 0, got {value!r}")
+    _check_finite_and(name, value, lambda arr: arr > 0, "> 0")
 
 
 def check_positive_int(name: str, value) -> int:

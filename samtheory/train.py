@@ -43,6 +43,10 @@ __all__ = [
     "switch",
     "log_steps",
     "TrainResult",
+    "CONVERGED",
+    "NOT_CONVERGED",
+    "DIVERGED",
+    "run_outcome",
     "run",
     "SAMPLING",
     "sweep",
@@ -139,6 +143,25 @@ class TrainResult(NamedTuple):
         """For :func:`samtheory.errors.check_finite`: which runs diverged, and at which step."""
         step = np.asarray(self.diverged_step)
         return step >= 0, lambda i: f"at step {int(step[i])} (non-finite parameters or metrics)", "run"
+
+
+#: What became of a run, as :func:`run_outcome` classifies it (result files store these ints).
+CONVERGED, NOT_CONVERGED, DIVERGED = 0, 1, 2
+
+
+def run_outcome(final_loss, diverged_step, converged_below: float) -> np.ndarray:
+    """Per run: ``DIVERGED``, else ``CONVERGED`` if its final loss is ``≤ converged_below``, else ``NOT_CONVERGED``.
+
+    A run diverged if ``diverged_step ≥ 0`` (as in :class:`TrainResult`) or
+    its final loss is not finite. Host arrays, one entry per run (e.g. the
+    (draw, ρ) grid of a vmapped sweep); a figure draws each outcome as such,
+    never an unconverged run as a converged one.
+
+    Conventions: [record].
+    """
+    final_loss = np.asarray(final_loss)
+    diverged = (np.asarray(diverged_step) >= 0) | ~np.isfinite(final_loss)
+    return np.where(diverged, DIVERGED, np.where(final_loss <= converged_below, CONVERGED, NOT_CONVERGED))
 
 
 def _as_schedule(variant) -> VariantSchedule:

@@ -33,7 +33,15 @@ ACTIVATION = "relu"
 predict = functools.partial(mlp.predict, activation=ACTIVATION)
 
 
-def _finite_result(result: dict) -> None:
+def _quick_run(module, cfg) -> tuple:
+    """``(cfg, result, fractions)``: ``module.run(cfg)`` and the progress fractions it reported."""
+    fractions = []
+    return cfg, module.run(cfg, fractions.append), fractions
+
+
+def _check_complete(result: dict, fractions: list) -> None:
+    """Progress was reported in order up to 1, and every number of the result is finite."""
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
     for key, value in result.items():
         if isinstance(value, str):
             continue
@@ -145,15 +153,13 @@ def test_smaller_delta_gives_larger_foret_bounds():
 @pytest.fixture(scope="module")
 def foret_quick():
     cfg = pb.config(quick=True)
-    fractions = []
-    return cfg, pb.run(cfg, fractions.append), fractions
+    return _quick_run(pb, cfg)
 
 
 @pytest.mark.slow
 def test_foret_quick_config_end_to_end(foret_quick):
     cfg, result, fractions = foret_quick
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    _finite_result(result)
+    _check_complete(result, fractions)
     grid = (len(pb.VARIANTS), len(cfg.seeds), len(cfg.bound_rhos))
     for key in ("eq13", "eq13_prior_zero", "kl_form", "mc_train", "mc_train_upper", "mc_test"):
         assert result[key].shape == grid, key
@@ -228,15 +234,13 @@ def dr_quick():
     cfg = dr.config(quick=True)
     if not _fashion_mnist_available(cfg):
         pytest.skip(f"Fashion-MNIST IDX files not found in {cfg.data_dir} (scripts/install_datasets.sh installs them)")
-    fractions = []
-    return cfg, dr.run(cfg, fractions.append), fractions
+    return _quick_run(dr, cfg)
 
 
 @pytest.mark.slow
 def test_dziugaite_roy_quick_config_end_to_end(dr_quick):
     cfg, result, fractions = dr_quick
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    _finite_result(result)
+    _check_complete(result, fractions)
     lanes = (len(cfg.rhos), len(cfg.seeds))
     assert result["dr_bound"].shape == (len(dr.MODES), *lanes)
     assert result["dr_objective"].shape == (len(dr.MODES), *lanes, cfg.dr_steps)

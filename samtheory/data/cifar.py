@@ -17,6 +17,7 @@ Conventions: [data-layout] (images NHWC ``uint8`` ``(n, 32, 32, 3)``, labels
 from __future__ import annotations
 
 import codecs
+import io
 import os
 import pickle
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from samtheory.data.dataset import ArrayDataset
-from samtheory.data.errors import DataError
+from samtheory.data.errors import DataError, read_data_file
 
 __all__ = ["CIFAR_LAYOUTS", "load_cifar"]
 
@@ -78,13 +79,9 @@ def _field(batch: dict, key: str, path: Path) -> Any:
 
 
 def _read_batch(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    raw = read_data_file(path, "a CIFAR batch file")
     try:
-        with path.open("rb") as handle:
-            batch = _ArrayOnlyUnpickler(handle, encoding="bytes").load()
-    except FileNotFoundError:
-        raise DataError("missing CIFAR batch file", path) from None
-    except IsADirectoryError:
-        raise DataError("is a directory, expected a CIFAR batch file", path) from None
+        batch = _ArrayOnlyUnpickler(io.BytesIO(raw), encoding="bytes").load()
     except Exception as err:
         # A corrupt pickle can fail with nearly any exception type
         # (UnpicklingError, EOFError, ValueError, TypeError, ...).

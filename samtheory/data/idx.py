@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from samtheory.data.errors import DataError
+from samtheory.data.errors import DataError, read_data_file
 from samtheory.results import atomic_write_bytes
 
 __all__ = ["read_idx", "write_idx", "IDX_DTYPES"]
@@ -40,14 +40,7 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 
 def _read_bytes(path: Path) -> bytes:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise DataError("no such file", path) from None
-    except IsADirectoryError:
-        raise DataError("is a directory, expected an IDX file", path) from None
-    except OSError as err:
-        raise DataError(f"cannot be read ({err.strerror or err})", path) from err
+    raw = read_data_file(path, "an IDX file")
     if raw[:2] != _GZIP_MAGIC:
         return raw
     try:

@@ -57,9 +57,8 @@ from samtheory.errors import DivergenceError
 from samtheory.nn.augment import normalize_images, random_crop_flip
 from samtheory.nn.interpolation import batch_stats_on, interpolate_params
 from samtheory.nn.resnet import ResNetConfig, apply_model, build_model, init_variables
-from samtheory.nn.sam_step import TrainState, init_train_state, make_optimizer, make_train_step
-from samtheory.nn.schedules import make_schedule
-from samtheory.nn.trainer import TrainConfig, _run_keys, steps_per_epoch, variant_schedule
+from samtheory.nn.sam_step import TrainState, init_train_state, make_train_step
+from samtheory.nn.trainer import OptimizerSpec, TrainConfig, _run_keys, steps_per_epoch, variant_schedule
 from samtheory.sam import ERM, SAM
 
 __all__ = [
@@ -157,12 +156,7 @@ class _Spec:
     model: ResNetConfig
     perturbs: bool
     m: int | None
-    schedule: str
-    lr: float
-    total_steps: int
-    warmup_steps: int
-    momentum: float
-    weight_decay: float
+    optimizer: OptimizerSpec
     batch_size: int
     spe: int
     n_train: int
@@ -183,8 +177,7 @@ def _eval_batches(n: int, size: int) -> tuple[int, int]:
 def _program(spec: _Spec):
     """jit of ``(states, settings, data, first_epoch, last_epoch) -> (states, curves, bad)``, vmapped over runs."""
     model = build_model(spec.model)
-    schedule = make_schedule(spec.schedule, spec.lr, spec.total_steps, warmup_steps=spec.warmup_steps)
-    optimizer = make_optimizer(schedule, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    _, optimizer = spec.optimizer.build()
     erm_step = None if spec.perturbs else make_train_step(model, ERM(), optimizer)
     bs, spe, n = spec.batch_size, spec.spe, spec.n_train
 
@@ -252,7 +245,7 @@ def _program(spec: _Spec):
             bad = jnp.where(bad < 0, bad_e, bad)
             return states, table, bad
 
-        table = jnp.full((spec.total_steps // spe, num_runs, 4), jnp.nan, jnp.float32)
+        table = jnp.full((spec.optimizer.total_steps // spe, num_runs, 4), jnp.nan, jnp.float32)
         bad = jnp.full((num_runs,), -1, jnp.int32)
         return jax.lax.fori_loop(first_epoch, last_epoch, epoch_body, (states, table, bad))
 
@@ -332,14 +325,11 @@ def train_population(
     image_shape = tuple(int(d) for d in data.x_train.shape[1:])
     spec = _Spec(
         model=model_config, perturbs=bool(np.any(settings[3] > 0) or np.any(settings[4] > 0)), m=base.m,
-        schedule=base.schedule, lr=float(base.lr), total_steps=total_steps,
-        warmup_steps=int(round(base.warmup_epochs * spe)), momentum=float(base.momentum),
-        weight_decay=float(base.weight_decay), batch_size=base.batch_size, spe=spe, n_train=len(data.x_train),
+        optimizer=OptimizerSpec.of(base, spe), batch_size=base.batch_size, spe=spe, n_train=len(data.x_train),
         augment=base.augment, flip=base.flip, crop_pad=base.crop_pad, eval_batch_size=base.eval_batch_size,
         batching=batching, compiler_options=tuple(sorted((compiler_options or {}).items())),
     )
-    schedule = make_schedule(spec.schedule, spec.lr, total_steps, warmup_steps=spec.warmup_steps)
-    optimizer = make_optimizer(schedule, momentum=spec.momentum, weight_decay=spec.weight_decay)
+    _, optimizer = spec.optimizer.build()
     starts = []
     for i, c in enumerate(configs):
         params, stats = init_variables(model_config, _run_keys(c.seed)["init"], image_shape)

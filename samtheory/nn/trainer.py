@@ -306,15 +306,41 @@ def variant_at_step(config: TrainConfig, step: int, spe: int) -> str:
 
 
 @dataclasses.dataclass(frozen=True)
-class _ProgramSpec:
-    model: ResNetConfig
-    variant: Variant
+class OptimizerSpec:
+    """The learning-rate schedule and SGD of a run, in steps; hashable, so it keys the compiled programs.
+
+    The one translation of a :class:`TrainConfig`'s epochs into steps for
+    the optimizer, shared by :func:`train` and the populations of
+    :mod:`samtheory.nn.population`.
+    """
+
     schedule: str
     lr: float
     total_steps: int
     warmup_steps: int
     momentum: float
     weight_decay: float
+
+    @classmethod
+    def of(cls, config: TrainConfig, spe: int) -> OptimizerSpec:
+        """The optimizer of ``config`` at ``spe`` steps per epoch."""
+        return cls(
+            schedule=config.schedule, lr=float(config.lr), total_steps=config.epochs * spe,
+            warmup_steps=int(round(config.warmup_epochs * spe)), momentum=float(config.momentum),
+            weight_decay=float(config.weight_decay),
+        )
+
+    def build(self):
+        """``(schedule, optimizer)``: :func:`make_schedule` and :func:`make_optimizer` of these settings."""
+        schedule = make_schedule(self.schedule, self.lr, self.total_steps, warmup_steps=self.warmup_steps)
+        return schedule, make_optimizer(schedule, momentum=self.momentum, weight_decay=self.weight_decay)
+
+
+@dataclasses.dataclass(frozen=True)
+class _ProgramSpec:
+    model: ResNetConfig
+    variant: Variant
+    optimizer: OptimizerSpec
     batch_size: int
     spe: int
     n_train: int
@@ -326,16 +352,11 @@ class _ProgramSpec:
     compiler_options: tuple[tuple[str, Any], ...]
 
 
-def _optimizer(spec: _ProgramSpec):
-    schedule = make_schedule(spec.schedule, spec.lr, spec.total_steps, warmup_steps=spec.warmup_steps)
-    return schedule, make_optimizer(schedule, momentum=spec.momentum, weight_decay=spec.weight_decay)
-
-
 @functools.lru_cache(maxsize=32)
 def _segment_program(spec: _ProgramSpec):
     """jit of ``run(state, sums, x, y, perm, stop, keys, mean, std) -> (state, sums, bad_step)``."""
     model = build_model(spec.model)
-    _, optimizer = _optimizer(spec)
+    _, optimizer = spec.optimizer.build()
     m = spec.variant.m
     step_fn = make_train_step(
         model, spec.variant, optimizer,
@@ -575,15 +596,13 @@ def train(
 
     def spec_for(variant: Variant) -> _ProgramSpec:
         return _ProgramSpec(
-            model=model_config, variant=variant, schedule=config.schedule,
-            lr=float(config.lr), total_steps=total_steps, warmup_steps=int(round(config.warmup_epochs * spe)),
-            momentum=float(config.momentum), weight_decay=float(config.weight_decay),
-            batch_size=config.batch_size, spe=spe, n_train=dataset.n_train, image_shape=image_shape,
+            model=model_config, variant=variant, optimizer=optimizer_spec, batch_size=config.batch_size, spe=spe, n_train=dataset.n_train, image_shape=image_shape,
             augment=config.augment, flip=config.flip, crop_pad=config.crop_pad, mesh=mesh,
             compiler_options=tuple(sorted((compiler_options or {}).items())),
         )
 
-    schedule, optimizer = _optimizer(spec_for(variants.variants[0]))
+    optimizer_spec = OptimizerSpec.of(config, spe)
+    schedule, optimizer = optimizer_spec.build()
 
     # ---- the starting state: fresh, finetuned, resumed or branched --------
     params, batch_stats = _initial_params(config, model_config, image_shape, keys["init"])
