@@ -1,24 +1,17 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium")
+app = marimo.App(width="medium", app_title="Diagonal linear networks and implicit bias")
 
 
 @app.cell
 def _():
-    import sys
-
-    import marimo as mo
-
-    if str(mo.notebook_dir()) not in sys.path:
-        sys.path.insert(0, str(mo.notebook_dir()))
-    import _common as common
-
     import jax
     import jax.numpy as jnp
+    import marimo as mo
     import numpy as np
 
-    from samtheory import flows, sam
+    from samtheory import demo_support as common, flows, sam
     from samtheory.theory import sam_implicit_bias as sib
     from samtheory.theory.implicit_bias import hyperbolic_entropy, l1_interpolator, l2_interpolator, min_entropy_interpolator
     from samtheory.models import dln

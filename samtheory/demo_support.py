@@ -1,37 +1,44 @@
-"""Plumbing shared by every demo in ``demos/``: float64, the slide style, compile-once and timing.
+"""What every reading-group demo (``demos/*.py``, marimo notebooks) shares: float64, the slide style,
+compile-once, timing, and drawing fast enough for a slider.
 
 Each demo compiles its computations once, when it loads, on fixed shapes, and
 then feeds the sliders' values in as *traced* arguments, so that moving a
 slider never recompiles. :func:`compile_once` does the jit and the warm-up
 call; :class:`InteractionTimer` measures what an interaction costs after
 that (the benchmark ``benchmarks/bench_demos.py`` and the page itself read
-it).
+it). :func:`figure` and :class:`LiveFigure` draw without rebuilding a
+Figure per interaction.
 
-This module is not part of the library: ``samtheory`` never imports it.
+Importing this module sets the process up for a demo, as an entry point
+does: float64 on, matplotlib's Agg backend and the slide style
+(``style.SLIDE_RC``), and JAX's persistent compilation cache in
+``$XDG_CACHE_HOME/samtheory/jax-demos`` (``~/.cache/...``). Only the demos
+import it; nothing else in samtheory does. The demos themselves are files of
+the source tree (:mod:`samtheory.demos` finds them); they import this module
+like any other, so they run the same as scripts, under ``marimo run/edit``,
+through ``samtheory demo`` and from an installed package.
+
 Conventions: [float] (turned on here, as at every entry point).
 """
 
 from __future__ import annotations
 
-import sys
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-# The demos use the samtheory (and experiments) of the tree they are in, whatever is installed.
-if str(Path(__file__).resolve().parent.parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import jax
 import matplotlib
 
-import samtheory
+from samtheory._precision import enable_float64
 
-samtheory.enable_float64()
+enable_float64()
 matplotlib.use("Agg")
-# Compiled programs persist across processes (tests, reloads of a page); the first load on a
-# machine still compiles everything. The folder is the figure cache's (gitignored).
-jax.config.update("jax_compilation_cache_dir", str(Path(__file__).resolve().parent.parent / ".cache" / "jax-demos"))
+# Compiled programs persist across processes (tests, reloads of a page, other checkouts); the first load on
+# a machine still compiles everything.
+_CACHE_HOME = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+jax.config.update("jax_compilation_cache_dir", str(_CACHE_HOME / "samtheory" / "jax-demos"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402  (after the backend is chosen)
@@ -51,12 +58,9 @@ matplotlib.rcParams.update(SLIDE_RC)
 matplotlib.rcParams["axes.titley"] = 1.0
 
 __all__ = [
-    "REPO_ROOT", "VARIANT_COLORS", "VARIANT_LABELS", "compile_once", "compile_many", "figure", "show", "InteractionTimer", "timer",
+    "VARIANT_COLORS", "VARIANT_LABELS", "compile_once", "compile_many", "figure", "show", "InteractionTimer", "timer",
     "readout", "LiveFigure", "live_figure",
 ]
-
-#: The repository root (demos/ lives directly under it).
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 def compile_once(fn: Callable, *example_args, static_argnames=None) -> Callable:
