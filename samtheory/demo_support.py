@@ -152,7 +152,9 @@ class LiveFigure:
     change. Here each axes' *static layer* (frame, ticks, labels, title and
     every artist not marked live) is rendered once per state into its cell of
     the grid and kept as pixels; an interaction restores those pixels and
-    draws only the artists marked with :meth:`live` (set their data in place).
+    draws only the artists marked with :meth:`live` (set their data in place),
+    in the order they were marked, over the whole static layer (spines and
+    static legends included: a live legend goes after the lines it covers).
 
     The state of an axes is what its static layer shows: visibility, limits,
     scales, title (unless live), axis labels, and the visibility, text and
