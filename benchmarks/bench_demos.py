@@ -6,7 +6,7 @@ the page calls when a control moves, with a sequence of control settings,
 and time each call (computation and drawing of the PNG). The first call of
 each demo is reported apart (``first_call_s``); ``interactions_s`` are the
 rest, split into ``compute_s`` (JAX, results pulled to NumPy) and ``draw_s``
-(Figure → PNG) by the demo's timer (``demos/_common.py``), and ``cpu_s``, the
+(Figure → PNG) by the demo's timer (``samtheory.demo_support``), and ``cpu_s``, the
 process's CPU seconds per interaction (all threads; what other sessions'
 load does not inflate, unlike the wall times). JAX's compile log
 is on during the interactions: ``compiles_during_interactions`` lists any
@@ -18,7 +18,7 @@ is recorded next to the timings.
 
     python3 benchmarks/bench_demos.py [NAME ...]
 
-Conventions: [float] (turned on by demos/_common.py).
+Conventions: [float] (turned on by samtheory.demo_support).
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "demos"))
+sys.path.insert(0, str(ROOT))  # the samtheory of this tree, as the demos' own imports then find it
 
 import jax  # noqa: E402
 

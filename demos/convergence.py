@@ -1,23 +1,17 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium")
+app = marimo.App(width="medium", app_title="Convergence of stochastic USAM")
 
 
 @app.cell
 def _():
-    import sys
-
-    import marimo as mo
-
-    if str(mo.notebook_dir()) not in sys.path:
-        sys.path.insert(0, str(mo.notebook_dir()))
-    import _common as common
-
     import jax
     import jax.numpy as jnp
+    import marimo as mo
     import numpy as np
 
+    from samtheory import demo_support as common
     from samtheory.theory import convergence as cv
     from samtheory.models.nonconvex import CosineRidgeFamily
     from samtheory.monte_carlo import estimate_mean

@@ -1,24 +1,17 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium")
+app = marimo.App(width="medium", app_title="Diagonal linear networks and implicit bias")
 
 
 @app.cell
 def _():
-    import sys
-
-    import marimo as mo
-
-    if str(mo.notebook_dir()) not in sys.path:
-        sys.path.insert(0, str(mo.notebook_dir()))
-    import _common as common
-
     import jax
     import jax.numpy as jnp
+    import marimo as mo
     import numpy as np
 
-    from samtheory import flows, sam
+    from samtheory import demo_support as common, flows, sam
     from samtheory.theory import sam_implicit_bias as sib
     from samtheory.theory.implicit_bias import hyperbolic_entropy, l1_interpolator, l2_interpolator, min_entropy_interpolator
     from samtheory.models import dln
@@ -137,10 +130,102 @@ def _(M_CHOICES, mo):
 @app.cell
 def _(ALPHA_GRID, BETA_L1, BETA_L2, ENTROPY_DIST, FLOW_MAX_STEPS, FLOW_PROGRAMS, PROBLEM, STEP_PROGRAMS,
       common, dln, flows, hyperbolic_entropy, jax, jnp, mo, np, sib):
+    from types import SimpleNamespace
+
+    from matplotlib.lines import Line2D
+
     timer_dln = common.timer()
     _bgrid = np.linspace(-2.0, 2.0, 201)
     _q_curve = common.compile_once(jax.vmap(lambda b, a: hyperbolic_entropy(b[None], a), in_axes=(0, None)),
                                    jnp.asarray(_bgrid), 0.05)
+
+    # Axis limits on fixed ladders: the static layers (common.LiveFigure) of the states that interactions reach
+    # are rendered once, while the demo loads (LiveFigure.prepare), and never while a control moves.
+    _LOSS_XLIM = {False: (0.1, 1e3), True: (0.1, 1e5)}  # (a): time axis of the steps and of the flow
+    _LOSS_FLOORS = 10.0 ** np.arange(-4, -37, -4)  # (a): the loss axis starts at one of these
+    _ALPHA_SPANS = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0)  # (c): -lower limit of log(α_eff/α)
+    _ALPHA_TITLES = {True: ("Theorem 1: −ρΔ", "(c) effective α, per coordinate"),
+                     False: ("coordinate", "(c) effective α (Δ formula: n-SAM, 1-SAM)")}
+    _Q_FLOORS = 10.0 ** np.arange(-4, -9, -1)  # (d): the α axis starts at 1e-4, or lower for a smaller α_eff
+
+    def _loss_ylim(*curves):
+        values = np.concatenate(curves)
+        values = values[np.isfinite(values) & (values > 0)]
+        low = values.min()
+        floor = next((f for f in _LOSS_FLOORS if f <= low), 10.0 ** np.floor(np.log10(low)))
+        return floor, max(1.0, 10.0 ** np.ceil(np.log10(values.max())))
+
+    def _alpha_lim(*values):
+        values = np.concatenate(values)
+        extent = 1.05 * np.abs(values).max()
+        span = next((s for s in _ALPHA_SPANS if s >= extent), 10.0 ** np.ceil(np.log10(extent)))
+        return (-span, span / 10) if values.max() <= span / 20 else (-span, span)
+
+    def _beta_ylim(beta):
+        values = np.concatenate([beta, np.asarray(PROBLEM.beta_star), [0.0]])
+        return 0.2 * np.floor(values.min() / 0.2 - 0.25), 0.2 * np.ceil(values.max() / 0.2 + 1.0)
+
+    def _q_xlim(alpha_eff):
+        return next((f for f in _Q_FLOORS if f <= alpha_eff), 10.0 ** np.floor(np.log10(alpha_eff))), 10.0
+
+    def _alpha_state(by_theorem, span):
+        xlabel, title = _ALPHA_TITLES[by_theorem]
+        ylim = (-span, span / 10)
+        return dict(xlim=ylim if by_theorem else (-1, D), ylim=ylim, xlabel=xlabel, title=title)
+
+    def _build_panels():
+        """The figure's five panels, built once: static curves and labels, and the live artists an interaction moves."""
+        live = common.LiveFigure(14.0, 7.4, ncols=3, nrows=2)
+        ax_loss, ax_beta, ax_alpha, ax_q, ax_shape, ax_spare = live.axes.ravel()
+        ax_spare.set_visible(False)
+        art = SimpleNamespace(ax_loss=ax_loss, ax_beta=ax_beta, ax_alpha=ax_alpha, ax_q=ax_q)
+        art.train = live.live(ax_loss.plot([], [], ls="--", label="train")[0])
+        art.test = live.live(ax_loss.plot([], [], label="test")[0])
+        ax_loss.set(xscale="log", yscale="log", xlabel="time t = steps × η", ylabel="loss",
+                    xlim=_LOSS_XLIM[False], ylim=(_LOSS_FLOORS[0], 1.0))
+        # Black handles: the legend tells the line styles apart (the lines take the variant's colour).
+        ax_loss.legend(handles=[Line2D([], [], color="k", ls="--", label="train"), Line2D([], [], color="k", label="test")],
+                       fontsize=9, loc="lower left")
+        live.live(ax_loss.title)
+        idx = np.arange(D)
+        ax_beta.bar(idx - 0.2, np.asarray(PROBLEM.beta_star), width=0.4, color="0.7", label="β*")
+        art.bars = ax_beta.bar(idx + 0.2, np.zeros(D), width=0.4, label="β")
+        live.live(*art.bars)
+        ax_beta.set(xlabel="coordinate", ylabel="value", title="(b) β against β*", xlim=(-1, D), ylim=_beta_ylim([]))
+        # One row above the tallest bar (_beta_ylim leaves the room).
+        art.beta_legend = live.live(ax_beta.legend(fontsize=9, loc="upper left", ncols=2))
+        art.equal = live.live(ax_alpha.plot([], [], color="0.6", lw=1, label="equal")[0])
+        art.points = live.live(ax_alpha.plot([], [], "o", ms=5, label="coordinates")[0])
+        ax_alpha.set(ylabel="measured log(α_eff/α)", **_alpha_state(True, 1.0))
+        art.alpha_legend = live.live(ax_alpha.legend(fontsize=9, loc="upper left"))
+        ax_q.loglog(ALPHA_GRID, ENTROPY_DIST["l1"], color="#D55E00", label="argmin Q_α to min-ℓ₁")
+        ax_q.loglog(ALPHA_GRID, ENTROPY_DIST["l2"], color="#56B4E9", label="argmin Q_α to min-ℓ₂")
+        ax_q.set(xlabel="α", ylabel="relative distance", title="(d) argmin Q_α: kernel to rich", ylim=(1e-4, 3),
+                 xlim=(_Q_FLOORS[0], 10.0))
+        art.alpha_line = live.live(ax_q.axvline(1.0, color="0.3", ls=":", lw=1))
+        art.alpha_eff_line = live.live(ax_q.axvline(1.0, ls="--", lw=1.5))
+        art.alpha_text = live.live(ax_q.annotate("α", (1.0, 2e-4), xytext=(3, 0), textcoords="offset points"))
+        art.alpha_eff_text = live.live(ax_q.annotate("α_eff", (1.0, 2e-4), xytext=(-40, 0), textcoords="offset points"))
+        live.live(ax_q.legend(fontsize=9, loc="center left"))  # live, after the lines: drawn over them
+        art.q_line = live.live(ax_shape.plot(_bgrid, np.zeros_like(_bgrid), color="k", lw=2, label="Q_α (α above)")[0])
+        ax_shape.plot(_bgrid, np.abs(_bgrid) / 2, color="#D55E00", lw=1.2, ls="--", label="|b| (ℓ₁)")
+        ax_shape.plot(_bgrid, _bgrid**2 / 4, color="#56B4E9", lw=1.2, ls="--", label="b² (ℓ₂)")
+        ax_shape.set(xlabel="one coordinate b", ylabel="scaled to 1 at |b| = 2", title="(e) shape of the entropy",
+                     xlim=(-2.2, 2.2), ylim=(-0.05, 1.1))
+        ax_shape.legend(fontsize=9, loc="upper center")
+        # The states most runs reach (the rest render when first reached): losses down to 1e-20, |log(α_eff/α)| up
+        # to 20, α_eff down to 1e-5.
+        live.prepare(ax_loss, [dict(xlim=_LOSS_XLIM[flow], ylim=(floor, 1.0)) for flow in (False, True)
+                               for floor in _LOSS_FLOORS if floor >= 1e-20])
+        live.prepare(ax_alpha, [_alpha_state(by_theorem, span) for by_theorem in (True, False)
+                                for span in _ALPHA_SPANS if span <= 20])
+        live.prepare(ax_q, [dict(xlim=(floor, 10.0)) for floor in _Q_FLOORS if floor >= 1e-5])
+        return live, art
+
+    def _recolor(artists, handles, color):
+        """Give the variant's colour to ``artists`` and to their legend's ``handles`` (drawn apart from them)."""
+        for artist in (*artists, *handles):
+            artist.set_color(color)
 
     @timer_dln
     def update_dln(alpha, rho, kind, m, flow):
@@ -160,46 +245,42 @@ def _(ALPHA_GRID, BETA_L1, BETA_L2, ENTROPY_DIST, FLOW_MAX_STEPS, FLOW_PROGRAMS,
         rho = 0.0 if kind == "erm" else rho
         predicted = -rho * out["delta"] if kind in ("n_sam", "one_sam") else None
         q = np.asarray(_q_curve(jnp.asarray(_bgrid), alpha))
-        fig, axes = common.figure(14.0, 7.4, ncols=3, nrows=2)
-        ax_loss, ax_beta, ax_alpha, ax_q, ax_shape, ax_spare = axes
-        ax_spare.set_visible(False)
+        fig, art = common.live_figure(_build_panels)
         color = common.VARIANT_COLORS[kind]
         label = common.VARIANT_LABELS[kind] + (f", m = {m}" if kind == "m_sam" else "")
         ok = np.isfinite(out["curve"]["test"])
-        ax_loss.loglog(out["x"][ok], out["curve"]["train"][ok], color=color, ls="--", label="train")
-        ax_loss.loglog(out["x"][ok], out["curve"]["test"][ok], color=color, label="test")
-        ax_loss.set(xlabel="time t = steps × η", ylabel="loss", title=f"(a) {label}, α = {alpha:g}, ρ = {rho:g}")
-        ax_loss.legend(fontsize=9)
-        idx = np.arange(beta.size)
-        ax_beta.bar(idx - 0.2, np.asarray(PROBLEM.beta_star), width=0.4, color="0.7", label="β*")
-        ax_beta.bar(idx + 0.2, beta, width=0.4, color=color, label=f"β ({label})")
-        ax_beta.set(xlabel="coordinate", ylabel="value", title="(b) β against β*")
-        ax_beta.legend(fontsize=9)
-        if predicted is not None and rho > 0:
-            lo, hi = min(measured.min(), predicted.min()), max(measured.max(), predicted.max())
-            ax_alpha.plot([lo, hi], [lo, hi], color="0.6", lw=1, label="equal")
-            ax_alpha.plot(predicted, measured, "o", color=color, ms=5, label="coordinates")
-            ax_alpha.set(xlabel="Theorem 1: −ρΔ", ylabel="measured log(α_eff/α)",
-                         title="(c) effective α, per coordinate")
-            ax_alpha.legend(fontsize=9)
+        art.train.set_data(out["x"][ok], out["curve"]["train"][ok])
+        art.test.set_data(out["x"][ok], out["curve"]["test"][ok])
+        _recolor((art.train, art.test), (), color)
+        art.ax_loss.set(xlim=_LOSS_XLIM[flow], ylim=_loss_ylim(out["curve"]["train"][ok], out["curve"]["test"][ok]))
+        art.ax_loss.title.set_text(f"(a) {label}, α = {alpha:g}, ρ = {rho:g}")
+        for bar, b in zip(art.bars, beta):
+            bar.set_height(b)
+        _recolor(art.bars, art.beta_legend.legend_handles[1:], color)
+        art.beta_legend.get_texts()[1].set_text(f"β ({label})")
+        art.ax_beta.set_ylim(_beta_ylim(beta))
+        by_theorem = predicted is not None and rho > 0
+        if by_theorem:
+            lo, hi = _alpha_lim(measured, predicted)
+            art.equal.set_data([lo, hi], [lo, hi])
+            art.points.set_data(predicted, measured)
+            art.ax_alpha.set(xlim=(lo, hi), ylim=(lo, hi))
         else:
-            ax_alpha.plot(measured, "o", color=color, ms=5)
-            ax_alpha.set(xlabel="coordinate", ylabel="measured log(α_eff/α)",
-                         title="(c) effective α (Δ formula: n-SAM, 1-SAM)")
+            art.points.set_data(np.arange(beta.size), measured)
+            art.ax_alpha.set(xlim=(-1, D), ylim=_alpha_lim(measured))
+        art.ax_alpha.set(xlabel=_ALPHA_TITLES[by_theorem][0], title=_ALPHA_TITLES[by_theorem][1])
+        art.equal.set_visible(by_theorem)
+        art.alpha_legend.set_visible(by_theorem)
+        _recolor((art.points,), art.alpha_legend.legend_handles[1:], color)
         alpha_eff = float(np.exp(np.mean(np.log(alpha) + measured)))
-        ax_q.loglog(ALPHA_GRID, ENTROPY_DIST["l1"], color="#D55E00", label="argmin Q_α to min-ℓ₁")
-        ax_q.loglog(ALPHA_GRID, ENTROPY_DIST["l2"], color="#56B4E9", label="argmin Q_α to min-ℓ₂")
-        ax_q.axvline(alpha, color="0.3", ls=":", lw=1)
-        ax_q.axvline(alpha_eff, color=color, ls="--", lw=1.5)
-        ax_q.annotate("α", (alpha, 2e-4), xytext=(3, 0), textcoords="offset points")
-        ax_q.annotate("α_eff", (alpha_eff, 2e-4), xytext=(-40, 0), textcoords="offset points", color=color)
-        ax_shape.plot(_bgrid, q / q.max(), color="k", lw=2, label=f"Q_α, α = {alpha:g}")
-        ax_shape.plot(_bgrid, np.abs(_bgrid) / 2, color="#D55E00", lw=1.2, ls="--", label="|b| (ℓ₁)")
-        ax_shape.plot(_bgrid, _bgrid**2 / 4, color="#56B4E9", lw=1.2, ls="--", label="b² (ℓ₂)")
-        ax_shape.set(xlabel="one coordinate b", ylabel="scaled to 1 at |b| = 2", title="(e) shape of the entropy")
-        ax_shape.legend(fontsize=9, loc="upper center")
-        ax_q.set(xlabel="α", ylabel="relative distance", title="(d) argmin Q_α: kernel to rich", ylim=(1e-4, 3))
-        ax_q.legend(fontsize=9, loc="center left")
+        art.ax_q.set_xlim(_q_xlim(alpha_eff))
+        art.alpha_line.set_xdata([alpha, alpha])
+        art.alpha_eff_line.set_xdata([alpha_eff, alpha_eff])
+        art.alpha_eff_line.set_color(color)
+        art.alpha_text.xy = (alpha, 2e-4)
+        art.alpha_eff_text.xy = (alpha_eff, 2e-4)
+        art.alpha_eff_text.set_color(color)
+        art.q_line.set_ydata(q / q.max())
         test = float(out["curve"]["test"][ok][-1])
         err = np.linalg.norm(beta - np.asarray(PROBLEM.beta_star))
         status = ""
@@ -223,7 +304,7 @@ def _(alpha_slider, m_slider, mode_radio, rho_slider, update_dln, variant_radio)
 
 
 @app.cell
-def _(BETA_L1, D, TRAIN, dln, jax, jnp, mo, np, sam, update_dln):
+def _(BETA_L1, D, ETA, TRAIN, dln, jax, jnp, mo, np, sam, update_dln):
     # Key numbers, checked against the library.
     _, _flow = update_dln(0.05, 0.05, "one_sam", 5, True)
     # Theorem 1 in exact form: along the 1-SAM flow, measured log α_eff = −ρΔ (docs/theory.md).
@@ -232,6 +313,10 @@ def _(BETA_L1, D, TRAIN, dln, jax, jnp, mo, np, sam, update_dln):
     # The demo's step program is GD with sam.gradient: redo the first step by hand.
     _w0 = jax.tree.map(lambda x: 0.05 * x, dln.init_pm(D, 1.0))
     _g = sam.gradient(sam.SAM(0.05, m=1, normalize=False), dln.loss_pm, _w0, TRAIN)
+    _w1 = jax.tree.map(lambda p, q: p - ETA * q, _w0, _g)
+    # The first recorded point of the run is after step 1.
+    assert np.isclose(float(dln.loss_pm(_w1, TRAIN)), _steps["out"]["curve"]["train"][0], rtol=1e-10, atol=0), \
+        "the step program is not GD with sam.gradient"
     assert np.all(np.isfinite(_steps["beta"]))
     _, _erm = update_dln(0.005, 0.0, "erm", 5, False)
     # Small α: the ERM solution is close to the min-ℓ1 interpolator (rich regime).
@@ -242,6 +327,7 @@ def _(BETA_L1, D, TRAIN, dln, jax, jnp, mo, np, sam, update_dln):
     assert _steps["measured"].mean() < _n["measured"].mean() < 0
     checks_dln = "passed"
     mo.md(f"_Checked: along the 1-SAM flow the measured log α_eff equals −ρΔ (Theorem 1, exact form) to 1e-4; "
+          f"the first step of the step program is GD with `sam.gradient`; "
           f"1-SAM lowers α_eff more than n-SAM; at α = 0.005 ERM is within {_dist:.3f} (relative) of the min-ℓ₁ "
           f"interpolator ({checks_dln})._")
     return (checks_dln,)

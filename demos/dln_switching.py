@@ -1,25 +1,18 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium")
+app = marimo.App(width="medium", app_title="Switching ERM to 1-SAM")
 
 
 @app.cell
 def _():
-    import sys
-
-    import marimo as mo
-
-    if str(mo.notebook_dir()) not in sys.path:
-        sys.path.insert(0, str(mo.notebook_dir()))
-    import _common as common
-
     import jax
     import jax.numpy as jnp
+    import marimo as mo
     import numpy as np
 
     from samtheory.models.dln_reference import notebook_problem
-    from samtheory import sam, train
+    from samtheory import demo_support as common, sam, train
     from samtheory.models import dln
     return common, dln, jax, jnp, mo, notebook_problem, np, sam, train
 

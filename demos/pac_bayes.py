@@ -1,27 +1,20 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium")
+app = marimo.App(width="medium", app_title="Sharpness and PAC-Bayes")
 
 
 @app.cell
 def _():
-    import sys
-
-    import marimo as mo
-
-    if str(mo.notebook_dir()) not in sys.path:
-        sys.path.insert(0, str(mo.notebook_dir()))
-    import _common as common
-
     import json
     import math
 
     import jax
     import jax.numpy as jnp
+    import marimo as mo
     import numpy as np
 
-    from samtheory import bounds
+    from samtheory import bounds, demo_support as common
     return bounds, common, jax, jnp, json, math, mo, np
 
 
@@ -65,9 +58,9 @@ def _(bounds, common, jax, jnp, np):
 
 
 @app.cell
-def _(common, json):
+def _(json, mo):
     # The Dziugaite-Roy figure's recorded run (paper_figs/manifest.json: summary, config, provenance).
-    _manifest = json.loads((common.REPO_ROOT / "paper_figs" / "manifest.json").read_text())
+    _manifest = json.loads((mo.notebook_dir().parent / "paper_figs" / "manifest.json").read_text())
     DR = _manifest.get("dziugaite_roy_bound")
     return (DR,)
 

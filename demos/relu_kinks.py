@@ -1,33 +1,33 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium")
+app = marimo.App(width="medium", app_title="ReLU kinks")
 
 
 @app.cell
 def _():
     import sys
 
-    import marimo as mo
-
-    if str(mo.notebook_dir()) not in sys.path:
-        sys.path.insert(0, str(mo.notebook_dir()))
-    import _common as common
-
     import jax
     import jax.numpy as jnp
+    import marimo as mo
     import numpy as np
 
-    from experiments.relu_kinks import FIT_TRAIN_LOSS, interpolant_kink_lower_bound, kinks_on_data
-    from samtheory import results
+    from samtheory import demo_support as common, results
     from samtheory.models import relu1d
+
+    # The kinks are counted by the relu_kinks figure's own functions: experiments/ of this source tree, which
+    # is not installed (and not on the path when the notebook runs from elsewhere).
+    if str(mo.notebook_dir().parent) not in sys.path:
+        sys.path.insert(0, str(mo.notebook_dir().parent))
+    from experiments.relu_kinks import FIT_TRAIN_LOSS, interpolant_kink_lower_bound, kinks_on_data
     return (FIT_TRAIN_LOSS, common, interpolant_kink_lower_bound, jax, jnp, kinks_on_data, mo, np, relu1d,
             results)
 
 
 @app.cell
-def _(common, mo, results):
-    CACHE_PATH = common.REPO_ROOT / "demos" / "cache" / "relu_kinks.npz"
+def _(mo, results):
+    CACHE_PATH = mo.notebook_dir() / "cache" / "relu_kinks.npz"
     CACHED, CACHE_META = results.load_result_npz(CACHE_PATH)
     _cfg = CACHE_META["config"]
     mo.md(rf"""

@@ -1,24 +1,17 @@
 import marimo
 
 __generated_with = "0.25.2"
-app = marimo.App(width="medium")
+app = marimo.App(width="medium", app_title="SAM on quadratics")
 
 
 @app.cell
 def _():
-    import sys
-
-    import marimo as mo
-
-    if str(mo.notebook_dir()) not in sys.path:
-        sys.path.insert(0, str(mo.notebook_dir()))
-    import _common as common
-
     import jax.numpy as jnp
+    import marimo as mo
     import numpy as np
 
     from samtheory.theory import quadratic_dynamics as qd
-    from samtheory import sam, train
+    from samtheory import demo_support as common, sam, train
     return common, jnp, mo, np, qd, sam, train
 
 

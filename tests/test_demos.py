@@ -221,3 +221,63 @@ def test_demo_in_browser(name, browser, server):
         assert not problems, problems
     finally:
         page.close()
+
+
+# --------------------------------------------------------------------------
+# The demos' drawing layer (samtheory.demo_support.LiveFigure), without marimo.
+# --------------------------------------------------------------------------
+
+
+def _full_draw_png(live) -> "np.ndarray":
+    """The same figure drawn the ordinary way (every artist, static or live, in one draw)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    for artist in live._live:
+        artist.set_animated(False)
+    try:
+        buffer = io.BytesIO()
+        live.fig.savefig(buffer, format="png", dpi=live.fig.dpi)
+    finally:
+        for artist in live._live:
+            artist.set_animated(True)
+    return np.asarray(Image.open(buffer).convert("RGB"))
+
+
+def test_live_figure_matches_a_full_draw_and_rerenders_a_changed_state():
+    """Cached static layers + live artists give the pixels of an ordinary draw, before and after a change."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from samtheory import demo_support
+
+    live = demo_support.LiveFigure(8.0, 3.0, ncols=2)
+    left, right = live.axes.ravel()
+    left.plot([0, 1], [0, 1], color="0.6", label="static")
+    moving = live.live(left.plot([0, 1], [1, 0], color="C0")[0])
+    right.set(xlim=(0, 10), ylim=(-1, 1), title="right", xlabel="x")
+    # Off the spines: a live artist is drawn over the whole static layer (a full draw puts spines over lines).
+    dots = live.live(right.plot(np.arange(1, 10), np.zeros(9), "o")[0])
+    for step in range(3):
+        moving.set_ydata([1 - 0.2 * step, 0.2 * step])
+        dots.set_ydata(np.sin(np.arange(1, 10) + step))
+        if step == 2:
+            right.set_ylim(-2, 2)  # a new state of the static layer: rendered again
+        png = np.asarray(Image.open(io.BytesIO(live.png())).convert("RGB"))
+        assert np.array_equal(png, _full_draw_png(live)), f"step {step}: the layered PNG differs from a full draw"
+    assert len(live._layers) == 3  # two axes, the right one in two states
+
+
+def test_live_figure_refuses_a_state_that_leaves_its_cell():
+    from samtheory import demo_support
+
+    live = demo_support.LiveFigure(8.0, 3.0, ncols=2)
+    left, right = live.axes.ravel()
+    live.png()  # the cells are measured on this first state
+    right.set_ylabel("a label\nfar too tall and wide for the gap\nbetween the two axes", fontsize=30)
+    with pytest.raises(ValueError, match="outside its cell"):
+        live.png()
