@@ -220,10 +220,11 @@ def plot(result: dict, cfg: Config) -> Figure:
         ax_curve.plot(steps, result[f"{name}_test_loss"][0, j], color=COLORS[name], label=f"{LABELS[name]} test")
         ax_curve.plot(steps, result[f"{name}_train_loss"][0, j], ":", color=COLORS[name], label=f"{LABELS[name]} train")
     ax_curve.axhline(CONVERGED_TRAIN_LOSS, color="0.4", lw=1, ls="--")
-    # At the right end, where the train curves have already crossed the line: the legend sits at the lower left.
-    ax_curve.text(steps[-1], CONVERGED_TRAIN_LOSS * 2, "converged below", color="0.3", ha="right")
+    ax_curve.text(1.2, CONVERGED_TRAIN_LOSS * 2, "converged below", color="0.3")
     ax_curve.set(xscale="log", yscale="log", xlabel="step (step 0 drawn at 1)", ylabel="loss",
                  title=f"(b) notebook instance, $\\rho$ = {cfg.highlight_rho:g}: training curves")
+    # Room below the line for the legend (lower left), so that it never covers the line or its label.
+    ax_curve.set_ylim(bottom=min(ax_curve.get_ylim()[0], CONVERGED_TRAIN_LOSS * 1e-5))
     ax_curve.legend(loc="lower left", ncol=3, fontsize=9)
 
     draws = len(result["erm_status"]) - 1
