@@ -153,8 +153,12 @@ def plot(result: dict, cfg: Config) -> Figure:
             ax.plot(x[ok], ratio[ok], marker, ms=4, alpha=0.45, color=COLORS["one_sam"],
                     mfc=COLORS["one_sam"] if kind == "flow" else "none")
             median = np.array([np.median(ratio[ok[:, j], j]) if ok[:, j].any() else np.nan for j in range(len(rhos))])
-            ax.plot(rhos + offset[kind], median, "-" if kind == "flow" else "--", color=COLORS["one_sam"],
-                    label=f"1-SAM/ERM {kind_label[kind]}, median of converged")
+            line = "-" if kind == "flow" else "--"
+            ax.plot(rhos + offset[kind], median, line, color=COLORS["one_sam"])
+            # One legend entry showing both the draws' marker and the median's line style, so shapes are named.
+            ax.plot([], [], marker + line, ms=5, color=COLORS["one_sam"],
+                    mfc=COLORS["one_sam"] if kind == "flow" else "none",
+                    label=f"1-SAM/ERM {kind_label[kind]}: converged draws, median")
             bad = ~ok & np.isfinite(ratio)
             if kind == "gd" and bad.any():
                 ax.plot(x[bad], ratio[bad], "x", ms=7, mew=1.8, color="#D55E00",

@@ -223,6 +223,8 @@ def plot(result: dict, cfg: Config) -> Figure:
     ax_curve.text(1.2, CONVERGED_TRAIN_LOSS * 2, "converged below", color="0.3")
     ax_curve.set(xscale="log", yscale="log", xlabel="step (step 0 drawn at 1)", ylabel="loss",
                  title=f"(b) notebook instance, $\\rho$ = {cfg.highlight_rho:g}: training curves")
+    # Room below the line for the legend (lower left), so that it never covers the line or its label.
+    ax_curve.set_ylim(bottom=min(ax_curve.get_ylim()[0], CONVERGED_TRAIN_LOSS * 1e-5))
     ax_curve.legend(loc="lower left", ncol=3, fontsize=9)
 
     draws = len(result["erm_status"]) - 1

@@ -441,7 +441,7 @@ def plot(result: dict, cfg: Config) -> Figure:
 
     fig.suptitle(
         f"Fig. 1 of Andriushchenko & Flammarion (2022) at small scale. Top: DLN u⊙v, n = {c.n}, d = {c.d}, "
-        f"GD {c.step_size_times_d:g}/d × {c.num_steps} steps, unnormalized SAM. Bottom: MLP "
+        f"GD {c.step_size_times_d:g}/d × {c.num_steps} steps, unnormalized SAM.\nBottom: MLP "
         f"{'-'.join(map(str, (40, *m_cfg.hidden, 10)))}, {result['mlp_n_train']} train, SGD b = {m_cfg.batch_size} "
         f"× {m_cfg.num_steps} steps, normalized SAM.\n{CAPTION}\n{DEPARTURE}",
         fontsize=CAPTION_FONTSIZE,

@@ -117,8 +117,9 @@ from samtheory.style import variant_color, variant_label
 
 NAME = "pac_bayes_bounds"
 TITLE = "Foret et al.'s PAC-Bayes bound (eq. 13, exact kl form, Monte Carlo) against ρ for ERM/SAM-trained MLPs; ResNet-18 on paper"
-CAPTION = ("Paid for the union over its ρ grid, Foret et al.'s bound is at best 0.59 for ERM, n-SAM, m-SAM, USAM and "
-           "RandomSAM alike, at ρ = 100, the grid's largest: at this size it does not tell SAM from ERM.")
+CAPTION = ("Paid for the union over its ρ grid, Foret et al.'s bound is at best 0.59 for "
+           + ", ".join(variant_label(key) for key in ("erm", "n_sam", "m_sam", "usam")) + f" and {variant_label('random')} "
+           "alike, at ρ = 100, the grid's largest: at this size it does not tell SAM from ERM.")
 CODE_VERSION = 1
 
 #: Training variants, in plotting order (names are the summary keys' prefixes).
@@ -385,7 +386,7 @@ def plot(result: dict, cfg: Config) -> Figure:
         ax.axhline(0.5, color="gray", lw=0.6, ls=":")
         ax.set(xscale="log", ylim=(0, top), xlabel="ρ  (σ = ρ/(√k + √ln n))", ylabel="0-1 error / bound")
         ax.set_title(
-            f"({'abcde'[i]}) {name}: ‖w−w₀‖ = {result['distance'][i].mean():.1f}, ‖w‖ = {result['norm'][i].mean():.1f}",
+            f"({'abcde'[i]}) {LABELS[name]}: ‖w−w₀‖ = {result['distance'][i].mean():.1f}, ‖w‖ = {result['norm'][i].mean():.1f}",
             fontsize=9,
         )
         if i == 0:
