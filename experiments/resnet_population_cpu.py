@@ -164,7 +164,7 @@ def plot(result: dict, config: Config) -> Figure:
     axes = fig.subplots(rows, 4, squeeze=False)
     seeds_note = f"{len(config.seeds)} seeds: dots and thin lines; thick line: their mean"
     for r, noise in enumerate(config.noise_rates):
-        pct = f"{100 * noise:.0f} % label noise"
+        pct = f"{100 * noise:.0f} % noise"  # label noise ([label-noise]); short, so titles clear the next panel
         # (a) final test error against the switch epoch: k = 0 and k = E are the unswitched runs.
         ax = axes[r, 0]
         ks = np.asarray([0, *config.switch_epochs, E])
