@@ -86,7 +86,9 @@ class StudyConfig:
 #: The runs go one after another inside each program (batching "map"): the optimizing compile of the
 #: vmapped program took over 8 minutes on 2 shared cores, and unoptimized code runs about 10× slower.
 #: Measured at load ≈ 3 on 2 cores (one seed, 2 epochs): ResNet-18 compiles in 34 + 36 + ~10 s and runs
-#: 0.91 s per run-epoch; ResNet-10 in 24 + 25 + ~8 s and 0.48 s.
+#: 0.91 s per run-epoch; ResNet-10 in 24 + 25 + ~8 s and 0.48 s. The full CPU study (figure
+#: resnet_population_cpu) at load 4.0–4.7: compile 46 s (both training programs), training 191 s (0.44 s
+#: per run-epoch), fine-tuning 22 s, the rest (data, initialization, linear paths) 27 s: 285 s in all.
 CPU = StudyConfig(n_train=512, n_test=500, downsample=3, width=1 / 16, batch_size=32, epochs=12, lr=0.05,
                   weight_decay=5e-4, rho=0.1, switch_epochs=(4, 8), noise_rates=(0.0, 0.6), seeds=(0, 1, 2),
                   finetune_epochs=4, finetune_lr=0.005, alphas=7, data_seed=0, eval_batch_size=500,
