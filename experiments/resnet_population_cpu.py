@@ -7,8 +7,8 @@ CIFAR-style ResNet-18 with one basic block per stage instead of two
 BatchNorm — on a fixed subset of 512 Fashion-MNIST training images and 500
 test images (Debian's files), averaged 3×3 to 9×9, no augmentation,
 float32, SGD with momentum 0.9, batch 32, learning rate 0.05 with a cosine
-schedule, 12 epochs (parameters: :data:`samtheory.nn.population_study.CPU`). With 0 % and 60 % symmetric label noise ([label-noise]),
-three seeds each:
+schedule, 12 epochs (parameters: :data:`samtheory.nn.population_study.CPU`).
+With 0 % and 60 % symmetric label noise ([label-noise]), three seeds each:
 
 * ERM, SAM (n-SAM, ρ = ``rho``), ERM → SAM and SAM → ERM switched at two
   epochs, 4 and 8 (the talk: SAM matters most late in training);
@@ -47,8 +47,9 @@ order; 500 test images, so one image is 0.2 points):
   for the first 4 only (SAM → ERM at 4) −4.7; for the last 8 (ERM → SAM at
   4) −6.3, for the first 8 (SAM → ERM at 8) −6.5. Here SAM's gain grows
   with the number of SAM epochs, and early SAM is worth at least as much as
-  late SAM (first 4 against last 4 epochs: better in 2 of 3 seeds): the talk's "SAM matters most late" is not supported in this
-  setting (with a cosine schedule the last epochs have a small step).
+  late SAM (first 4 against last 4 epochs: better in 2 of 3 seeds): the
+  talk's "SAM matters most late" is not supported in this setting (with a
+  cosine schedule the last epochs have a small step).
 * ERM at 60 % noise is **not converged**: at the end it fits 41 % of the
   wrong labels and errs on 42 % of its given training labels; the cosine
   schedule reaches a learning rate of 0 first. So the fine-tuning starts

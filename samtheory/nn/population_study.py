@@ -190,7 +190,8 @@ def run_study(
     alphas = np.linspace(0.0, 1.0, config.alphas)
     data = population_data(tune_configs[:pairs], dataset)
     path = interpolation_population(
-        dataclasses.replace(configs[0].model_config(dataset.num_classes), stage_blocks=blocks), take(main.state.params, np.asarray(erm)),
+        dataclasses.replace(configs[0].model_config(dataset.num_classes), stage_blocks=blocks),
+        take(main.state.params, np.asarray(erm)),
         take(finetune.state.params, np.arange(pairs)), take(main.state.batch_stats, np.asarray(erm)), alphas, data,
         batch_size=min(config.eval_batch_size, config.n_train),
     )
