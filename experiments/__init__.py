@@ -27,4 +27,5 @@ FIGURE_MODULES: tuple[str, ...] = (
     "pac_bayes_bounds",
     "dziugaite_roy_bound",
     "resnet_switching",
+    "resnet_population_cpu",
 )

@@ -284,6 +284,7 @@ def train_population(
     compiler_options: Mapping[str, Any] | None = None,
     names: Sequence[str] | None = None,
     batching: str = "vmap",
+    stage_blocks: tuple[int, int, int, int] | None = None,
 ) -> PopulationResult:
     """Train every config of ``configs`` at once (see the module docstring); one compiled call.
 
@@ -299,6 +300,8 @@ def train_population(
         ``"map"`` (``lax.map`` over runs inside the same program: each run
         is computed exactly as alone, bitwise, but the runs do not share
         kernels).
+      stage_blocks: residual blocks per stage of the network (default: the
+        configs' ResNet-18; see :class:`samtheory.nn.resnet.ResNetConfig`).
 
     Raises:
       ValueError: configs that cannot share a program, ``initial`` of the wrong length.
@@ -322,6 +325,8 @@ def train_population(
         raise ValueError(f"m must divide batch_size={base.batch_size}, got {base.m}")
     settings = _settings(configs, spe, total_steps)
     model_config = base.model_config(data.num_classes)
+    if stage_blocks is not None:
+        model_config = dataclasses.replace(model_config, stage_blocks=tuple(stage_blocks))
     image_shape = tuple(int(d) for d in data.x_train.shape[1:])
     spec = _Spec(
         model=model_config, perturbs=bool(np.any(settings[3] > 0) or np.any(settings[4] > 0)), m=base.m,

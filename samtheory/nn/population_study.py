@@ -19,8 +19,8 @@ For each label-noise rate ([label-noise]) and seed:
 
 Data: a fixed random subset of Fashion-MNIST (``n_train``, ``n_test``;
 0 = all), optionally averaged over ``downsample × downsample`` pixels.
-:data:`CPU` is the CPU-sized setting (not yet a figure: no full run has
-finished); :data:`GPU` the ResNet-18 setting sized for 15
+:data:`CPU` is the CPU-sized setting (the figure
+``resnet_population_cpu``: a ResNet-10, a few minutes on 2 cores); :data:`GPU` the ResNet-18 setting sized for 15
 minutes of one H200 (``samtheory resnet population-study --preset gpu``).
 
 Conventions: [loss-mean], [rho-sam], [rng], [label-noise], [float-nn].
@@ -66,6 +66,7 @@ class StudyConfig:
     bf16: bool = False
     augment: bool = False
     fast_compile: bool = False
+    stage_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)  # ResNetConfig.stage_blocks: (2, 2, 2, 2) is ResNet-18
     batching: str = "vmap"  # see train_population: "map" is bitwise the runs alone and compiles like one run
 
     def __post_init__(self) -> None:
@@ -80,14 +81,18 @@ class StudyConfig:
             raise ValueError(f"alphas must be >= 2, got {self.alphas}")
 
 
-#: CPU-sized: width 1/16 (4–32 channels), 512 training images averaged 3×3 to 9×9, 16 epochs. The runs go
-#: one after another inside each program (batching "map"): a CPU gains nothing from batching runs, and
-#: the optimizing compile of the vmapped program took over 8 minutes on 2 shared cores (unoptimized
-#: code runs about 10× slower).
-CPU = StudyConfig(n_train=512, n_test=1000, downsample=3, width=1 / 16, batch_size=32, epochs=16, lr=0.05,
-                  weight_decay=5e-4, rho=0.1, switch_epochs=(4, 12), noise_rates=(0.0, 0.6), seeds=(0, 1, 2),
+#: CPU-sized: ResNet-10 (one block per stage, ``stage_blocks=(1, 1, 1, 1)``) of width 1/16 (4–32 channels),
+#: BatchNorm, float32; 512 training and 500 test images averaged 3×3 to 9×9; 12 epochs, switches at 4 and 8.
+#: The runs go one after another inside each program (batching "map"): the optimizing compile of the
+#: vmapped program took over 8 minutes on 2 shared cores, and unoptimized code runs about 10× slower.
+#: Measured at load ≈ 3 on 2 cores (one seed, 2 epochs): ResNet-18 compiles in 34 + 36 + ~10 s and runs
+#: 0.91 s per run-epoch; ResNet-10 in 24 + 25 + ~8 s and 0.48 s. The full CPU study (figure
+#: resnet_population_cpu) at load 4.0–4.7: compile 46 s (both training programs), training 191 s (0.44 s
+#: per run-epoch), fine-tuning 22 s, the rest (data, initialization, linear paths) 27 s: 285 s in all.
+CPU = StudyConfig(n_train=512, n_test=500, downsample=3, width=1 / 16, batch_size=32, epochs=12, lr=0.05,
+                  weight_decay=5e-4, rho=0.1, switch_epochs=(4, 8), noise_rates=(0.0, 0.6), seeds=(0, 1, 2),
                   finetune_epochs=4, finetune_lr=0.005, alphas=7, data_seed=0, eval_batch_size=500,
-                  batching="map")
+                  stage_blocks=(1, 1, 1, 1), batching="map")
 #: ResNet-18 (width 1) on 8,000 Fashion-MNIST images at 28×28, bf16, crops and flips, 16 epochs, 36 + 12
 #: runs: sized (from H100 step times, unmeasured on an H200) for about 6 minutes of one H200.
 GPU = StudyConfig(n_train=8000, n_test=5000, downsample=1, width=1.0, batch_size=128, epochs=16, lr=0.1,
@@ -161,7 +166,9 @@ def run_study(
     shape = (len(config.noise_rates), len(config.seeds), len(runs) // (len(config.noise_rates) * len(config.seeds)))
     configs = [_train_config(config, *r) for r in runs]
     names = [f"{kind}{'' if k is None else f'@{k}'} noise={noise} seed={seed}" for noise, seed, kind, k in runs]
-    main = train_population(configs, dataset, names=names, compiler_options=options, batching=config.batching)
+    blocks = tuple(config.stage_blocks)
+    main = train_population(configs, dataset, names=names, compiler_options=options, batching=config.batching,
+                            stage_blocks=blocks)
     if progress is not None:
         progress(0.6)
 
@@ -172,7 +179,8 @@ def run_study(
     tune = dict(epochs=config.finetune_epochs, lr=config.finetune_lr, schedule="constant")
     tune_configs = [_train_config(config, runs[i][0], runs[i][1], variant, None, **tune)
                     for variant in ("sam", "erm") for i in erm]
-    finetune = train_population(tune_configs, dataset, initial=starts + starts, compiler_options=options, batching=config.batching,
+    finetune = train_population(tune_configs, dataset, initial=starts + starts, compiler_options=options,
+                                batching=config.batching, stage_blocks=blocks,
                                 names=[f"finetune {c.variant} noise={c.label_noise} seed={c.seed}" for c in tune_configs])
     if progress is not None:
         progress(0.85)
@@ -182,7 +190,8 @@ def run_study(
     alphas = np.linspace(0.0, 1.0, config.alphas)
     data = population_data(tune_configs[:pairs], dataset)
     path = interpolation_population(
-        configs[0].model_config(dataset.num_classes), take(main.state.params, np.asarray(erm)),
+        dataclasses.replace(configs[0].model_config(dataset.num_classes), stage_blocks=blocks),
+        take(main.state.params, np.asarray(erm)),
         take(finetune.state.params, np.arange(pairs)), take(main.state.batch_stats, np.asarray(erm)), alphas, data,
         batch_size=min(config.eval_batch_size, config.n_train),
     )

@@ -65,6 +65,9 @@ class ResNetConfig:
         update (flax convention; torch's momentum 0.1 is 0.9 here). 0 makes
         the running statistics those of the last batch, which
         :mod:`samtheory.nn.interpolation` uses to recompute them.
+      stage_blocks: residual blocks in each of the four stages; ``(2, 2, 2,
+        2)`` is ResNet-18, ``(1, 1, 1, 1)`` the ResNet-10 that the CPU-sized
+        population study uses (half the layers: half the compile and run time).
     """
 
     num_classes: int = 10
@@ -74,6 +77,7 @@ class ResNetConfig:
     bf16: bool = True
     group_norm_groups: int = 32
     bn_momentum: float = 0.9
+    stage_blocks: tuple[int, int, int, int] = (2, 2, 2, 2)
 
     def __post_init__(self) -> None:
         if isinstance(self.num_classes, bool) or not isinstance(self.num_classes, int) or self.num_classes < 2:
@@ -98,6 +102,11 @@ class ResNetConfig:
             0 <= self.bn_momentum < 1
         ):
             raise ValueError(f"bn_momentum must be in [0, 1), got {self.bn_momentum!r}")
+        blocks = self.stage_blocks
+        if not isinstance(blocks, tuple) or len(blocks) != 4 or any(
+            isinstance(b, bool) or not isinstance(b, int) or b < 1 for b in blocks
+        ):
+            raise ValueError(f"stage_blocks must be a tuple of four integers >= 1, got {blocks!r}")
 
     @property
     def stage_widths(self) -> tuple[int, int, int, int]:
@@ -205,7 +214,7 @@ class ResNet18(nn.Module):
         if not cfg.preact:
             x = nn.relu(norm("stem_norm", widths[0])(x))
         for stage, (features, first_stride) in enumerate(zip(widths, (1, 2, 2, 2))):
-            for block in range(2):
+            for block in range(cfg.stage_blocks[stage]):
                 x = block_cls(
                     features, first_stride if block == 0 else 1, norm, dtype,
                     name=f"stage{stage + 1}_block{block + 1}",
