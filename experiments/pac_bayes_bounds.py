@@ -113,7 +113,7 @@ from samtheory.bounds import misclassified
 from samtheory.mlp_training import check_trained, float_dtype, train_mlp
 from samtheory.data import binary_subset, load_mnist1d
 from samtheory.models import mlp
-from samtheory.style import variant_color, variant_label
+from samtheory.style import sequential_colors, variant_color, variant_label
 
 NAME = "pac_bayes_bounds"
 TITLE = "Foret et al.'s PAC-Bayes bound (eq. 13, exact kl form, Monte Carlo) against ρ for ERM/SAM-trained MLPs; ResNet-18 on paper"
@@ -365,68 +365,86 @@ def run(cfg: Config, progress: Callable[[float], None] | None = None) -> dict:
 
 def _band(ax, x, values, color, style, label):
     mean = values.mean(axis=0)
-    ax.plot(x, mean, style, color=color, lw=1.3, label=label)
+    ax.plot(x, mean, style, color=color, lw=1.6, label=label)
     if values.shape[0] > 1:
         ax.fill_between(x, values.min(axis=0), values.max(axis=0), color=color, alpha=0.15, lw=0)
 
 
+def _variant_panel(ax, result: dict, i: int, top: float) -> None:
+    """Panel (a)–(e): every bound and error of variant ``i`` against ρ."""
+    rhos = result["rhos"]
+    _band(ax, rhos, result["eq13_prior_zero"][i], "tab:red", ":", "eq. 13, prior mean 0 (d = ‖w‖)")
+    _band(ax, rhos, result["eq13"][i], "tab:red", "-", "eq. 13, prior mean $w_0$ (d = ‖w − $w_0$‖)")
+    _band(ax, rhos, result["kl_form"][i], "tab:blue", "-", "exact kl form, prior mean $w_0$")
+    _band(ax, rhos, result["mc_train_upper"][i], "tab:green", "--", "MC train error of Q (upper confidence bound)")
+    _band(ax, rhos, result["mc_test"][i], "tab:gray", "-.", "MC test error of Q")
+    ax.axhline(result["test_error"][i].mean(), color="k", lw=1.2, label="test error of w (seed mean)")
+    ax.axhspan(1, top, color="tab:red", alpha=0.07, lw=0)
+    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+    ax.set(xscale="log", ylim=(0, top), xlabel="ρ")
+
+
 def plot(result: dict, cfg: Config) -> Figure:
-    fig = Figure(figsize=(15, 7.5), layout="constrained")
+    fig = Figure(figsize=(14, 8.6), layout="constrained")
     axes = fig.subplots(2, 4)
     rhos = result["rhos"]
     top = max(1.6, float(np.max(result["eq13_prior_zero"])) * 1.05)
     for i, (name, ax) in enumerate(zip(VARIANTS, axes.flat)):
-        _band(ax, rhos, result["eq13_prior_zero"][i], "tab:red", ":", "eq. 13, prior mean 0 (‖w‖)")
-        _band(ax, rhos, result["eq13"][i], "tab:red", "-", "eq. 13, prior mean $w_0$")
-        _band(ax, rhos, result["kl_form"][i], "tab:blue", "-", "exact kl form, prior mean $w_0$")
-        _band(ax, rhos, result["mc_train_upper"][i], "tab:green", "--", "MC train error of Q (upper)")
-        _band(ax, rhos, result["mc_test"][i], "tab:gray", "-.", "MC test error of Q")
-        ax.axhline(result["test_error"][i].mean(), color="k", lw=1, label=f"test error of w ({result['test_error'][i].mean():.3f})")
-        ax.axhspan(1, top, color="tab:red", alpha=0.07, lw=0)
-        ax.axhline(0.5, color="gray", lw=0.6, ls=":")
-        ax.set(xscale="log", ylim=(0, top), xlabel="ρ  (σ = ρ/(√k + √ln n))", ylabel="0-1 error / bound")
-        ax.set_title(
-            f"({'abcde'[i]}) {LABELS[name]}: ‖w−w₀‖ = {result['distance'][i].mean():.1f}, ‖w‖ = {result['norm'][i].mean():.1f}",
-            fontsize=9,
-        )
+        _variant_panel(ax, result, i, top)
+        ax.set_title(f"({'abcde'[i]}) {LABELS[name]}: test error {result['test_error'][i].mean():.3f}\n"
+                     f"‖w − $w_0$‖ = {result['distance'][i].mean():.1f}, "
+                     f"‖w‖ = {result['norm'][i].mean():.1f}")
+        if i in (0, 4):
+            ax.set_ylabel("0-1 error / bound")
         if i == 0:
-            ax.legend(fontsize=6.5, loc="upper right")
-            ax.text(rhos[0], 1.03, "vacuous (> 1)", fontsize=7, color="tab:red")
-            ax.text(rhos[0], 0.52, "chance", fontsize=7, color="gray")
+            ax.text(rhos[0], 1.04, "vacuous (> 1)", fontsize=10, color="tab:red")
+            ax.text(rhos[0], 0.53, "chance", fontsize=10, color="gray")
+    fig.legend(*axes.flat[0].get_legend_handles_labels(), loc="outside lower left", ncol=2,
+               title="panels (a)–(e): line = seed mean, band = range over seeds", title_fontsize=10)
 
     ax = axes.flat[5]
     for i, name in enumerate(VARIANTS):
         _band(ax, rhos, result["kl_form"][i], COLORS[name], "-", LABELS[name])
-        ax.axhline(result["test_error"][i].mean(), color=COLORS[name], lw=0.8, ls=":")
-    ax.set(xscale="log", ylim=(0, 1.02), xlabel="ρ", ylabel="exact kl form (Monte Carlo)")
-    ax.set_title("(f) kl form by variant, each ρ on its own; dotted: test error of w", fontsize=9)
-    ax.legend(fontsize=7)
+        ax.axhline(result["test_error"][i].mean(), color=COLORS[name], lw=1.0, ls=":")
+    ax.set(xscale="log", ylim=(0, 1.02), xlabel="ρ", ylabel="exact kl form")
+    ax.set_title("(f) kl form, each ρ on its own\ndotted: test error of w")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower right", ncol=3,
+               title="panels (f), (h): training variant", title_fontsize=10)
 
     ax = axes.flat[6]
-    for j, d in enumerate(cfg.resnet_distances):
-        color = f"C{j}"
-        ax.plot(cfg.resnet_rhos, result["resnet_eq13"][j], "-o", ms=3, color=color, label=f"eq. 13, ‖w−μ_P‖ = {d:g}")
-        ax.plot(cfg.resnet_rhos, result["resnet_kl_form"][j], "--", color=color, label=f"kl form, ‖w−μ_P‖ = {d:g}")
-    ax.axhline(1, color="tab:red", lw=1)
-    ax.axvline(0.05, color="gray", lw=0.6, ls=":", label="ρ = 0.05 (SAM's usual radius)")
-    ax.set(xscale="log", yscale="log", xlabel="ρ", ylabel="bound with loss term 0")
-    ax.set_title(f"(g) ResNet-18 on paper: k = {cfg.resnet_num_params:,}, n = {cfg.resnet_n:,}", fontsize=9)
-    ax.legend(fontsize=6.5)
+    colors = sequential_colors(len(cfg.resnet_distances))
+    for j, (d, color) in enumerate(zip(cfg.resnet_distances, colors)):
+        ax.plot(cfg.resnet_rhos, result["resnet_eq13"][j], "-o", ms=4, color=color,
+                label=f"‖w − $\\mu_P$‖ = {d:g}")
+        # Every kl form is ≈ 1 up to ρ ≈ 30: thicker lines underneath keep all three in sight.
+        ax.plot(cfg.resnet_rhos, result["resnet_kl_form"][j], "--", color=color,
+                lw=1.4 + 0.9 * (len(colors) - 1 - j), zorder=2 + j)
+    ax.plot([], [], "-", color="gray", label="eq. 13")
+    ax.plot([], [], "--", color="gray", label="exact kl form")
+    # Vacuous (> 1) shaded as in (a)–(e): a line at 1 would hide the kl forms lying on it.
+    ax.axhspan(1, 1e3, color="tab:red", alpha=0.07, lw=0)
+    ax.axvline(0.05, color="gray", lw=0.8, ls=":")
+    ax.text(0.055, 1.3, "ρ = 0.05\n(SAM's usual)", fontsize=10, color="gray", va="bottom")
+    ax.set(xscale="log", yscale="log", ylim=(1e-3, 1e2), xlabel="ρ", ylabel="bound, loss term 0")
+    ax.set_title(f"(g) ResNet-18 on paper\nk = {cfg.resnet_num_params:,}, n = {cfg.resnet_n:,}")
+    ax.legend(loc="lower left", bbox_to_anchor=(0.2, 0.0))  # right of the ρ = 0.05 line
 
     ax = axes.flat[7]
     best = result["min_kl_form_union"]
     for i, name in enumerate(VARIANTS):
-        ax.scatter(result["test_error"][i], best[i], color=COLORS[name], s=18, label=LABELS[name])
-    ax.plot([0, 1], [0, 1], color="gray", lw=0.6)
-    ax.axhline(0.5, color="gray", lw=0.6, ls=":")
-    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="test error of w", ylabel="min over ρ, union bound paid")
-    ax.set_title(f"(h) best over the {len(rhos)}-point ρ grid, δ/{len(rhos)} and δ'/{len(rhos)} (a bound)", fontsize=9)
-    ax.legend(fontsize=7)
+        ax.scatter(result["test_error"][i], best[i], color=COLORS[name], s=24)
+    errors = np.asarray(result["test_error"], np.float64)
+    margin = 0.02
+    ax.plot([0, 1], [0, 1], color="gray", lw=0.8)
+    ax.axhline(0.5, color="gray", lw=0.8, ls=":")
+    ax.set(xlim=(max(errors.min() - margin, 0.0), min(errors.max() + margin, 1.0)), ylim=(0, 1),
+           xlabel="test error of w", ylabel="kl form, min over ρ")
+    ax.set_title(f"(h) min over the {len(rhos)}-point ρ grid\nunion bound paid: δ/{len(rhos)}, δ'/{len(rhos)}")
     fig.suptitle(
-        f"binary MNIST-1D (even/odd), MLP {'-'.join(map(str, (40, *cfg.hidden, 2)))} (k = {result['num_params']}), "
-        f"n = {result['n_train']}, δ = {cfg.delta:g}, δ' = {cfg.delta_prime:g}, "
-        f"{len(cfg.seeds)} seed(s) (line: mean, band: range), N = {result['mc_train_draws']:,} draws",
-        fontsize=9,
+        f"Binary MNIST-1D (even/odd), MLP {'-'.join(map(str, (40, *cfg.hidden, 2)))} (k = {result['num_params']}), "
+        f"n = {result['n_train']}, δ = {cfg.delta:g}, δ' = {cfg.delta_prime:g}, {len(cfg.seeds)} seed(s); "
+        f"Q = N(w, σ²I), σ = ρ/(√k + √ln n), N = {result['mc_train_draws']:,} Monte Carlo draws",
+        fontsize=12,
     )
     return fig
 
