@@ -171,6 +171,13 @@ def test_foret_quick_config_end_to_end(foret_quick):
 
 
 @pytest.mark.slow
+def test_foret_quick_figure_reads_on_a_slide(foret_quick):
+    cfg, result, _ = foret_quick
+    problems = legibility.figure_module_problems(pb, normalize_result(result), cfg)
+    assert problems == {"": []}, problems
+
+
+@pytest.mark.slow
 def test_foret_quick_bounds_lie_above_their_estimates(foret_quick):
     _, result, _ = foret_quick
     assert np.all(result["mc_train_upper"] >= result["mc_train"])
