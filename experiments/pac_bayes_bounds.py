@@ -86,8 +86,8 @@ grid's edge, where ``Q`` itself is at chance, so a wider grid cannot go
 below 0.5. Where ``Q`` still predicts like ``w`` (ρ ≤ 2) the kl form is
 0.85–0.98. The SAM variants' bounds are lower than ERM's by at most 0.035
 (ρ = 5–10; slightly higher at ρ ≤ 1, where their larger training error
-counts), about what separates their test errors (ERM 0.310, n-SAM 0.288,
-m-SAM 0.279, USAM 0.264, RandomSAM 0.299). The prior mean hardly matters
+counts), about what separates their test errors (seed means: ERM 0.314,
+n-SAM 0.279, m-SAM 0.278, n-USAM 0.264, random 0.298). The prior mean hardly matters
 here (‖w − w₀‖ ≈ 14 against ‖w‖ ≈ 17). At ResNet-18 size eq. 13 is 6–32
 for ρ ≤ 10 (loss term 0); docs/bounds.md has the table.
 
