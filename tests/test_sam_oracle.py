@@ -119,19 +119,21 @@ def test_second_order_usam_on_a_quadratic_is_the_closed_form(spd, rho, seed):
     np.testing.assert_allclose(first["x"], a_matrix @ i_plus @ x, rtol=1e-11, atol=1e-12)
 
 
+@jax.jit
+def _perturbed_loss(flat_w, like, batch, rho):
+    """L(w + ε̂(w)) for normalized SAM at the flat point ``flat_w`` (``like`` gives the pytree): one compile."""
+    w = jax.flatten_util.ravel_pytree(like)[1](flat_w)
+    eps = sam.chunk_perturbation(sam.SAM(rho, second_order=True), tanh_net_loss, w, batch)
+    return tanh_net_loss(jax.tree.map(jnp.add, w, eps), batch)
+
+
 @given(problem=tanh_problems(), rho=RHO)
 def test_second_order_gradient_matches_finite_differences(problem, rho):
     """The second-order option is the true derivative of w ↦ L(w + ε̂(w)), normalized SAM."""
     params, batch = problem
     variant = sam.SAM(rho, second_order=True)
-
-    @jax.jit
-    def objective(flat_w):
-        w = unflatten(flat_w)
-        eps = sam.chunk_perturbation(variant, tanh_net_loss, w, batch)
-        return tanh_net_loss(jax.tree.map(jnp.add, w, eps), batch)
-
-    flat_w, unflatten = jax.flatten_util.ravel_pytree(params)
+    objective = lambda flat_w: _perturbed_loss(flat_w, params, batch, rho)
+    flat_w, _ = jax.flatten_util.ravel_pytree(params)
     g0 = flat(jax.grad(tanh_net_loss)(params, batch))
     if np.linalg.norm(g0) < 1e-4:  # ε̂ is not differentiable at ∇L = 0
         return

@@ -403,6 +403,10 @@ def _solve(
         stepsize_controller=controller,
         event=event,
         max_steps=max_steps,
+        # Nothing differentiates a solve in reverse (the finite-difference JVP of the implicit solvers has no
+        # transpose), so the default RecursiveCheckpointAdjoint's checkpointed loop only costs compile time: the
+        # plain while loop of ForwardMode runs the same steps (bitwise) and compiles about 20 % faster.
+        adjoint=diffrax.ForwardMode(),
         throw=False,
     )
 
