@@ -23,6 +23,7 @@ Conventions: [float] (turned on here, as at every entry point).
 
 from __future__ import annotations
 
+import contextvars
 import os
 import time
 from collections.abc import Callable
@@ -123,9 +124,10 @@ def figure(width: float = 11.0, height: float = 3.8, ncols: int = 1, nrows: int 
     import threading
 
     figures = None
-    if _ACTIVE:
-        _ACTIVE[-1].mark_draw()
-        figures = _ACTIVE[-1].figures
+    timer = _ACTIVE_TIMER.get()
+    if timer is not None:
+        timer.mark_draw()
+        figures = timer.figures
     key = (threading.get_ident(), width, height, ncols, nrows)
     if figures is not None and key in figures:
         fig, axes = figures[key]
@@ -310,18 +312,21 @@ def live_figure(build: Callable[[], tuple]) -> tuple:
     """
     import threading
 
-    if not _ACTIVE:
+    timer = _ACTIVE_TIMER.get()
+    if timer is None:
         return build()
-    _ACTIVE[-1].mark_draw()
+    timer.mark_draw()
     key = (threading.get_ident(), build)
-    figures = _ACTIVE[-1].figures
+    figures = timer.figures
     if key not in figures:
         figures[key] = build()
     return figures[key]
 
 
-#: The timer of the interaction running now; :func:`figure` marks on it where drawing starts.
-_ACTIVE: list[InteractionTimer] = []
+#: The timer of the interaction running now in this context (thread), or None; :func:`figure` marks on it
+#: where drawing starts. A context variable, not a module-level list: each thread sees only its own.
+_ACTIVE_TIMER: contextvars.ContextVar[InteractionTimer | None] = contextvars.ContextVar(
+    "samtheory_demo_timer", default=None)
 
 
 class InteractionTimer:
@@ -347,12 +352,12 @@ class InteractionTimer:
     def __call__(self, fn: Callable) -> Callable:
         def timed(*args, **kwargs):
             self._draw_start = None
-            _ACTIVE.append(self)
+            token = _ACTIVE_TIMER.set(self)
             start = time.perf_counter()
             try:
                 out = fn(*args, **kwargs)
             finally:
-                _ACTIVE.pop()
+                _ACTIVE_TIMER.reset(token)
             end = time.perf_counter()
             elapsed = end - start
             draw_start = self._draw_start if self._draw_start is not None else end
