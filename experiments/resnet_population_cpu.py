@@ -7,7 +7,7 @@ CIFAR-style ResNet-18 with one basic block per stage instead of two
 BatchNorm — on a fixed subset of 512 Fashion-MNIST training images and 500
 test images (Debian's files), averaged 3×3 to 9×9, no augmentation,
 float32, SGD with momentum 0.9, batch 32, learning rate 0.05 with a cosine
-schedule, 12 epochs (parameters: :data:`samtheory.nn.population_study.CPU`).
+schedule, 12 epochs (parameters: :data:`samtheory.nn.study_config.CPU`).
 With 0 % and 60 % symmetric label noise ([label-noise]), three seeds each:
 
 * ERM, SAM (n-SAM, ρ = ``rho``), ERM → SAM and SAM → ERM switched at two
@@ -77,6 +77,8 @@ from collections.abc import Callable
 import numpy as np
 from matplotlib.figure import Figure
 
+from samtheory.figures import FigureUnavailable
+from samtheory.nn.study_config import CPU, StudyConfig
 from samtheory.style import variant_color, variant_label
 
 NAME = "resnet_population_cpu"
@@ -90,55 +92,26 @@ _KIND_ORDER = ("erm", "sam", "erm_to_sam", "sam_to_erm")
 _STYLE = {"erm": "erm", "sam": "n_sam", "erm_to_sam": "erm_to_sam", "sam_to_erm": "sam_to_erm"}
 
 
-@dataclasses.dataclass(frozen=True)
-class Config:
-    """The fields of :class:`samtheory.nn.population_study.StudyConfig`."""
-
-    n_train: int
-    n_test: int
-    downsample: int
-    width: float
-    batch_size: int
-    epochs: int
-    lr: float
-    weight_decay: float
-    rho: float
-    switch_epochs: tuple[int, ...]
-    noise_rates: tuple[float, ...]
-    seeds: tuple[int, ...]
-    finetune_epochs: int
-    finetune_lr: float
-    alphas: int
-    data_seed: int
-    eval_batch_size: int
-    bf16: bool
-    augment: bool
-    fast_compile: bool
-    stage_blocks: tuple[int, int, int, int]
-    batching: str
+#: The study's own config type: the figure's config is a StudyConfig, so the two cannot drift apart.
+Config = StudyConfig
 
 
 def config(quick: bool) -> Config:
-    """Full: :data:`samtheory.nn.population_study.CPU`. Quick: 64 images, 2 epochs, one seed, unoptimized XLA."""
-    from samtheory.nn.population_study import CPU
-
-    full = Config(**dataclasses.asdict(CPU))
+    """Full: :data:`samtheory.nn.study_config.CPU`. Quick: 64 images, 2 epochs, one seed, unoptimized XLA."""
     if not quick:
-        return full
-    return dataclasses.replace(full, n_train=64, n_test=64, batch_size=32, epochs=2, switch_epochs=(1,), seeds=(0,),
+        return CPU
+    return dataclasses.replace(CPU, n_train=64, n_test=64, batch_size=32, epochs=2, switch_epochs=(1,), seeds=(0,),
                                finetune_epochs=1, alphas=3, eval_batch_size=64, fast_compile=True)
 
 
-def _study(config: Config):
-    from samtheory.nn.population_study import StudyConfig
-
-    return StudyConfig(**dataclasses.asdict(config))
-
-
 def run(config: Config, progress: Callable[[float], None] | None) -> dict:
-    from samtheory.nn.population_study import run_study
-
-    return run_study(_study(config), progress)
+    try:
+        from samtheory.nn.population_study import run_study
+    except ModuleNotFoundError as missing:
+        if not (missing.name or "").startswith("flax"):
+            raise
+        raise FigureUnavailable("needs flax (the nn extra): python3 -m pip install -e '.[nn]'") from missing
+    return run_study(config, progress)
 
 
 def _kind_index(result: dict) -> dict[tuple[str, int | None], int]:

@@ -20,16 +20,33 @@ Modules (one concept each):
 * :mod:`~samtheory.nn.study` — the switching study (ERM, SAM, ERM→SAM and SAM→ERM at k);
 * :mod:`~samtheory.nn.population` — N runs (seeds, ρ, switch points, label noise) vmapped into one program;
 * :mod:`~samtheory.nn.population_study` — the whole study (switching, finetuning, paths, label noise) as populations;
+* :mod:`~samtheory.nn.study_config` — the study's sizes (:data:`~samtheory.nn.study_config.CPU`, ``GPU``), flax-free;
 * :mod:`~samtheory.nn.cli` — ``samtheory resnet train | switching-study | population-study | interpolate``.
 
-Needs ``flax`` (``pip install -e ".[nn]"``). docs/resnet.md has the design
+Needs ``flax`` (``pip install -e ".[nn]"``), except :mod:`~samtheory.nn.study_config`. docs/resnet.md has the design
 decisions and the GPU recipes.
 
 Conventions: [loss-mean], [rho-sam], [m], [normalize], [rng], [label-noise],
 [float-nn].
 """
 
-from samtheory.nn.resnet import ResNetConfig, build_model, init_variables
-from samtheory.nn.trainer import RunResult, TrainConfig, make_variant, train
+import importlib
 
-__all__ = ["ResNetConfig", "build_model", "init_variables", "TrainConfig", "RunResult", "make_variant", "train"]
+# The exports load on first use (PEP 562), so that flax-free submodules such as
+# samtheory.nn.study_config import without flax.
+_EXPORTS = {
+    "ResNetConfig": "samtheory.nn.resnet", "build_model": "samtheory.nn.resnet", "init_variables": "samtheory.nn.resnet",
+    "TrainConfig": "samtheory.nn.trainer", "RunResult": "samtheory.nn.trainer", "make_variant": "samtheory.nn.trainer",
+    "train": "samtheory.nn.trainer",
+}
+__all__ = list(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'samtheory.nn' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
