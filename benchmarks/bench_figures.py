@@ -143,6 +143,8 @@ def _child(name: str, quick: bool, cache_dir: Path, out_dir: Path) -> dict[str, 
 
     compile_s = _union_length(inside(_TRACE_EVENT) + inside(_LOWER_EVENT) + inside(_XLA_EVENT))
     return {
+        # The tree this process ran (the parent's stamp is read once, and the tree may change during a long run).
+        "git": record.provenance.get("git"),
         "setup_s": setup_s,
         "run_s": record.run_s,
         "compile_s": compile_s,

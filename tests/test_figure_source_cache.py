@@ -11,6 +11,7 @@ and re-imported as a new process would.
 from __future__ import annotations
 
 import ast
+import json
 import importlib
 import sys
 import textwrap
@@ -151,3 +152,26 @@ def test_the_manifest_records_the_source_digest(package, tmp_path):
     assert digest is not None and len(digest) == 64 and digest in manifest
     assert figures.cache_file_path(tmp_path / "cache", "a", figures.figure_cache_key(module, module.config(True)),
                                    digest).exists()
+
+
+def test_every_committed_figure_was_made_by_the_current_code():
+    """Each entry of ``paper_figs/manifest.json`` names the computing-code digest of the module as it is now.
+
+    A change to an experiment's computing code (``run`` and what it uses, imports included) must come
+    with its figure regenerated from the committed tree: otherwise the committed picture was drawn
+    by other code. Entries made before the pipeline recorded digests have none; for those only
+    ``scripts/check_regeneration.py`` (which recomputes) can tell, and at least two must carry one.
+    """
+    root = Path(__file__).resolve().parents[1]
+    manifest = json.loads((root / "paper_figs" / figures.MANIFEST_NAME).read_text())
+    registry = figures.FigureRegistry("experiments")
+    stale, checked = [], 0
+    for name, entry in manifest.items():
+        assert entry["provenance"]["git"]["dirty"] is False, f"{name} was made from a dirty tree"
+        if "source_digest" not in entry:
+            continue
+        checked += 1
+        if entry["source_digest"] != source_digest.figure_source_digest(figures.load_figure_module(name, registry)):
+            stale.append(name)
+    assert checked >= 2
+    assert not stale, f"regenerate from a clean tree: samtheory figures {' '.join(stale)}"
