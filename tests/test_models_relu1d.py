@@ -172,10 +172,12 @@ def test_effective_kinks_recover_planted_kinks(offsets, order, jumps, signs, mag
     np.testing.assert_allclose(eff.jump, jumps[order], rtol=1e-13)
 
 
+# j2 is 0 or at least 1e-6 in size: a jump near 1e-308 plants an output weight a = j/|w| that is subnormal,
+# and XLA flushes subnormals to zero, so the network would have no kink there (found by hypothesis).
 @given(
     p=_floats(-0.5, 0.5),
     j1=_floats(0.1, 2),
-    j2=_floats(-2, 2),
+    j2=_floats(-2, 2).map(lambda j: 0.0 if abs(j) < 1e-6 else j),
     split=_floats(0.0, 1.0),
 )
 def test_effective_kinks_merge_chains_and_threshold(p, j1, j2, split):
