@@ -38,7 +38,7 @@ def make_quadratic_loss(a_matrix):
 finite = dict(allow_nan=False, allow_infinity=False)
 
 
-def _no_tiny(value: float) -> float:
+def no_tiny(value: float) -> float:
     return 0.0 if abs(value) < 1e-6 else value
 
 
@@ -47,15 +47,15 @@ def tanh_problems(draw):
     """Random parameters and data for :func:`tanh_net_loss` (fixed shapes)."""
     # Entries below 1e-6 in size are drawn as 0: products of entries near 1e-270 underflow, and
     # XLA (flushing subnormals) and NumPy then disagree on sums that are exactly 0 in real numbers.
-    elems = st.floats(-1.5, 1.5, **finite).map(_no_tiny)
+    elems = st.floats(-1.5, 1.5, **finite).map(no_tiny)
     params = {
         "W": draw(hnp.arrays(np.float64, (N_FEATURES, N_HIDDEN), elements=elems)),
         "b": draw(hnp.arrays(np.float64, (N_HIDDEN,), elements=elems)),
         "a": draw(hnp.arrays(np.float64, (N_HIDDEN,), elements=elems)),
     }
     batch = {
-        "x": draw(hnp.arrays(np.float64, (N_EXAMPLES, N_FEATURES), elements=st.floats(-2, 2, **finite).map(_no_tiny))),
-        "y": draw(hnp.arrays(np.float64, (N_EXAMPLES,), elements=st.floats(-2, 2, **finite).map(_no_tiny))),
+        "x": draw(hnp.arrays(np.float64, (N_EXAMPLES, N_FEATURES), elements=st.floats(-2, 2, **finite).map(no_tiny))),
+        "y": draw(hnp.arrays(np.float64, (N_EXAMPLES,), elements=st.floats(-2, 2, **finite).map(no_tiny))),
     }
     return jax.tree.map(jnp.asarray, params), jax.tree.map(jnp.asarray, batch)
 

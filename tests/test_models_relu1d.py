@@ -4,6 +4,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from _problems import no_tiny
 from hypothesis import assume, given
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -177,7 +178,7 @@ def test_effective_kinks_recover_planted_kinks(offsets, order, jumps, signs, mag
 @given(
     p=_floats(-0.5, 0.5),
     j1=_floats(0.1, 2),
-    j2=_floats(-2, 2).map(lambda j: 0.0 if abs(j) < 1e-6 else j),
+    j2=_floats(-2, 2).map(no_tiny),
     split=_floats(0.0, 1.0),
 )
 def test_effective_kinks_merge_chains_and_threshold(p, j1, j2, split):

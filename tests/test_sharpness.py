@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from _problems import N_EXAMPLES, tanh_net_loss, tanh_problems
+from _problems import N_EXAMPLES, no_tiny, tanh_net_loss, tanh_problems
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
@@ -120,7 +120,9 @@ hvp = jax.jit(sh.hvp, static_argnums=0)
 # ---------------------------------------------------------------------------
 
 
-@given(problem=tanh_problems(), v=hnp.arrays(np.float64, (TANH_DIM,), elements=st.floats(-2, 2, **finite)))
+# Entries below 1e-6 are drawn as 0 (no_tiny): H·v near 1e-308 is subnormal, which XLA flushes to zero
+# and NumPy does not (hypothesis found v = 1.1e-308·1 in a clean-clone run).
+@given(problem=tanh_problems(), v=hnp.arrays(np.float64, (TANH_DIM,), elements=st.floats(-2, 2, **finite).map(no_tiny)))
 def test_hvp_matches_the_dense_hessian(problem, v):
     params, batch = problem
     _, unravel = ravel_pytree(params)
