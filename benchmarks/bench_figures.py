@@ -132,7 +132,7 @@ def _child(name: str, quick: bool, cache_dir: Path, out_dir: Path) -> dict[str, 
 
     module.run = timed_run
     setup_s = time.perf_counter() - start
-    with figures.persistent_compilation_cache(cache_dir):
+    with figures.persistent_compilation_cache(cache_dir, figure=name):  # the folder samtheory figures uses
         try:
             record = figures.run_figure(module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=True)
         except figures.FigureUnavailable as why:

@@ -71,6 +71,17 @@ def figure_registry(experiments_root: Path | None = None):
 __all__ = ["main", "build_parser", "figure_registry"]
 
 
+def _positive_int(text: str) -> int:
+    """``--jobs``: an integer >= 1; otherwise argparse's usage error names the option."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``samtheory`` command."""
     parser = argparse.ArgumentParser(
@@ -96,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     figures.add_argument(
         "--cache-dir", type=Path, default=None, metavar="DIR", help="result cache (default: .cache/samtheory/)"
+    )
+    figures.add_argument(
+        "--jobs", type=_positive_int, default=1, metavar="N",
+        help="make N figures at a time, each in its own process (default: 1)",
     )
     figures.add_argument("--list", action="store_true", help="list the registered figures and exit")
     figures.add_argument(
@@ -163,7 +178,8 @@ def _figures_command(args: argparse.Namespace) -> int:
 
     try:
         outcome = figures.run_figures(
-            args.names, registry=registry, quick=args.quick, out_dir=args.out, cache_dir=args.cache_dir, force=args.force
+            args.names, registry=registry, quick=args.quick, out_dir=args.out, cache_dir=args.cache_dir, force=args.force,
+            jobs=args.jobs,
         )
     except UnknownFigureError as err:
         print(f"samtheory figures: error: {err}", file=sys.stderr)

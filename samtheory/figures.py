@@ -376,8 +376,13 @@ COMPILATION_CACHE_SUBDIR = "jax"
 
 
 @contextlib.contextmanager
-def persistent_compilation_cache(cache_dir: str | Path) -> Iterator[Path | None]:
-    """Keep JAX's compiled programs in ``<cache_dir>/jax`` while the block runs; yield that folder.
+def persistent_compilation_cache(cache_dir: str | Path, figure: str | None = None) -> Iterator[Path | None]:
+    """Keep JAX's compiled programs in ``<cache_dir>/jax[/<figure>]`` while the block runs; yield that folder.
+
+    :func:`run_figures` gives every figure its own folder: figures made at
+    the same time in several processes (``jobs``) then never write the same
+    file (JAX writes cache entries in place, without a lock), and a figure
+    finds its programs whichever process makes it next time.
 
     A warm run (a second process, results recomputed) then loads each
     executable instead of compiling it: most of a quick figure's time is
@@ -405,6 +410,8 @@ def persistent_compilation_cache(cache_dir: str | Path) -> Iterator[Path | None]
         yield Path(jax.config.jax_compilation_cache_dir)
         return
     folder = Path(cache_dir) / COMPILATION_CACHE_SUBDIR
+    if figure is not None:
+        folder = folder / figure
     settings = {
         "jax_compilation_cache_dir": str(folder),
         "jax_persistent_cache_min_compile_time_secs": 0.0,
@@ -772,6 +779,51 @@ def _done_line(record: FigureRecord) -> str:
     )
 
 
+def _make_one(
+    name: str,
+    *,
+    registry: FigureRegistry,
+    quick: bool,
+    out_dir: str | Path | None,
+    cache_dir: Path,
+    force: bool,
+    compilation_cache: bool,
+    progress: Callable[[float], None] | None,
+    say: Callable[[str], None] | None,
+) -> tuple[str, Any]:
+    """Make figure ``name``: ``("made", FigureRecord)``, ``("skipped", why)`` or ``("failed", traceback)``.
+
+    The same in the calling process and in a worker process of
+    :func:`run_figures`; the figure's compiled programs are kept in
+    ``<cache_dir>/jax/<name>`` (:func:`persistent_compilation_cache`).
+    """
+    try:
+        with persistent_compilation_cache(cache_dir, figure=name) if compilation_cache else contextlib.nullcontext():
+            module = load_figure_module(name, registry)
+            record = run_figure(
+                module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=progress, log=say
+            )
+    except FigureUnavailable as why:
+        return "skipped", str(why)
+    except Exception:  # one broken figure must not stop the others
+        return "failed", traceback.format_exc()
+    return "made", record
+
+
+def _expected_run_seconds(out_dir: Path, names: Iterable[str]) -> dict[str, float]:
+    """Each figure's last ``run_wall_s`` from the manifest in ``out_dir`` (0 where unknown or unreadable)."""
+    try:
+        manifest = read_json_object(out_dir / MANIFEST_NAME)
+    except (OSError, ValueError):
+        manifest = {}
+    seconds = {}
+    for name in names:
+        entry = manifest.get(name)
+        value = entry.get("provenance", {}).get("run_wall_s") if isinstance(entry, dict) else None
+        seconds[name] = float(value) if isinstance(value, (int, float)) and math.isfinite(value) else 0.0
+    return seconds
+
+
 def run_figures(
     names: Iterable[str] | None = None,
     *,
@@ -782,8 +834,9 @@ def run_figures(
     force: bool = False,
     verbose: bool = True,
     compilation_cache: bool = True,
+    jobs: int = 1,
 ) -> FiguresOutcome:
-    """Make the figures ``names`` of ``registry`` (all if ``None``/empty), one after the other.
+    """Make the figures ``names`` of ``registry`` (all if ``None``/empty), one after the other or ``jobs`` at a time.
 
     Arguments as in :func:`run_figure`. Unknown names raise
     :class:`UnknownFigureError`, and an unwritable output or cache directory
@@ -792,22 +845,31 @@ def run_figures(
     (and reported on stderr if ``verbose``) and the others still run.
 
     With ``verbose``, progress goes to stderr: on a terminal a tqdm bar over
-    figures and a nested one for the running figure; otherwise (a log file)
-    plain lines, one per tenth done. A line says when a figure starts
-    computing, and the done line names every file written or read.
+    figures and a nested one for the running figure; otherwise (a log file),
+    and always with ``jobs > 1``, plain lines, one per tenth done. A line
+    says when a figure starts computing, and the done line names every file
+    written or read.
 
     With ``compilation_cache`` (the default, and what ``samtheory figures``
     does), JAX's persistent compilation cache is kept in
-    ``<cache_dir>/jax`` while the figures run
+    ``<cache_dir>/jax/<figure>`` while each figure runs
     (:func:`persistent_compilation_cache`), so a warm run skips compiling.
+
+    With ``jobs > 1`` the figures are made in ``jobs`` worker processes
+    (:mod:`samtheory.figure_workers`), the longest first by the run times in
+    the output folder's manifest; each figure is computed exactly as alone
+    (same code, config and float policy, so the same numbers), and the
+    manifest is updated under its lock. ``records`` keeps the order of
+    ``names``.
     """
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
     selected = resolve_figure_names(names, registry)
     cache = Path(cache_dir) if cache_dir is not None else DEFAULT_CACHE_DIR
-    check_outputs_writable(Path(out_dir) if out_dir is not None else default_out_dir(quick), cache)
-    records: list[FigureRecord] = []
-    failures: dict[str, str] = {}
-    skipped: dict[str, str] = {}
-    interactive = verbose and sys.stderr.isatty()
+    out = Path(out_dir) if out_dir is not None else default_out_dir(quick)
+    check_outputs_writable(out, cache)
+    outcomes: dict[str, tuple[str, Any]] = {}
+    interactive = verbose and sys.stderr.isatty() and jobs == 1
 
     def say(line: str) -> None:
         if interactive:
@@ -815,9 +877,25 @@ def run_figures(
         elif verbose:
             print(line, file=sys.stderr, flush=True)
 
-    with contextlib.ExitStack() as stack:
-        if compilation_cache:
-            stack.enter_context(persistent_compilation_cache(cache))
+    def report(name: str, outcome: tuple[str, Any]) -> None:
+        outcomes[name] = outcome
+        kind, value = outcome
+        if kind == "made":
+            say(_done_line(value))
+        elif kind == "skipped":
+            say(f"{name}: skipped: {value}")
+        else:
+            say(f"{name}: FAILED\n{value}")
+
+    common = dict(registry=registry, quick=quick, out_dir=out_dir, cache_dir=cache, force=force,
+                  compilation_cache=compilation_cache)
+    if jobs > 1 and len(selected) > 1:
+        from samtheory import figure_workers
+
+        expected = _expected_run_seconds(out, selected)
+        order = sorted(selected, key=lambda n: -expected[n])  # longest first: the last to start is short
+        figure_workers.make_in_workers(order, jobs=jobs, verbose=verbose, report=report, say=say, **common)
+    else:
         bar = tqdm(selected, desc="figures", unit="fig", file=sys.stderr, disable=not interactive, position=0)
         for index, name in enumerate(bar):
             if interactive:
@@ -826,22 +904,12 @@ def run_figures(
                 say(f"[{index + 1}/{len(selected)}] {name}")
             nested = (_NestedBar(name) if interactive else _PlainProgress(name)) if verbose else None
             try:
-                module = load_figure_module(name, registry)
-                record = run_figure(
-                    module, quick=quick, out_dir=out_dir, cache_dir=cache_dir, force=force, progress=nested,
-                    log=say if verbose else None,
-                )
-            except FigureUnavailable as why:
-                skipped[name] = str(why)
-                say(f"{name}: skipped: {why}")
-            except Exception:  # one broken figure must not stop the others
-                failures[name] = traceback.format_exc()
-                say(f"{name}: FAILED\n{failures[name]}")
-            else:
-                records.append(record)
-                say(_done_line(record))
+                report(name, _make_one(name, progress=nested, say=say if verbose else None, **common))
             finally:
                 if nested is not None:
                     nested.close()
         bar.close()
-    return FiguresOutcome(records=tuple(records), failures=failures, skipped=skipped)
+    records = tuple(outcomes[n][1] for n in selected if outcomes[n][0] == "made")
+    failures = {n: outcomes[n][1] for n in selected if outcomes[n][0] == "failed"}
+    skipped = {n: outcomes[n][1] for n in selected if outcomes[n][0] == "skipped"}
+    return FiguresOutcome(records=records, failures=failures, skipped=skipped)
