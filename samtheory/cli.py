@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Regenerate paper figures (all registered ones if no NAME is given). Results are cached by "
             "(figure, CODE_VERSION, config, the figure module's computing code; not the library); a cache hit "
-            "only re-plots. Compiled programs are kept in <cache-dir>/jax. Full figures go to paper_figs/, "
+            "only re-plots. Compiled programs are kept in <cache-dir>/jax/<figure>/. Full figures go to paper_figs/, "
             "quick ones to paper_figs/quick/ unless --out is given."
         ),
     )
