@@ -20,6 +20,8 @@ from pathlib import Path
 import pytest
 from samtheory import figures, source_digest
 
+from _figure_packages import forget_package, write_figure_package
+
 _MODULE = textwrap.dedent(
     '''\
     """Figure {name}: a docstring."""
@@ -67,13 +69,11 @@ _MODULE = textwrap.dedent(
 def package(tmp_path, monkeypatch):
     """A figure package ``srcfigs`` with figures ``a`` (using the helper ``_shared``) and ``b``; returns its folder."""
     root = tmp_path / "src"
-    folder = root / "srcfigs"
-    folder.mkdir(parents=True)
-    (folder / "__init__.py").write_text('FIGURE_MODULES = ("a", "b")\n')
-    (folder / "_shared.py").write_text("OFFSET = 1.0\n")
-    (folder / "a.py").write_text(_MODULE.format(
-        name="a", helper_import="from srcfigs._shared import OFFSET\n", helper_call=" + OFFSET"))
-    (folder / "b.py").write_text(_MODULE.format(name="b", helper_import="", helper_call=""))
+    folder = write_figure_package(root, "srcfigs", {
+        "_shared": "OFFSET = 1.0\n",
+        "a": _MODULE.format(name="a", helper_import="from srcfigs._shared import OFFSET\n", helper_call=" + OFFSET"),
+        "b": _MODULE.format(name="b", helper_import="", helper_call=""),
+    }, ("a", "b"))
     monkeypatch.syspath_prepend(str(root))
     monkeypatch.setattr(sys, "dont_write_bytecode", True)  # an edit within the same second must be seen
     yield folder
@@ -81,9 +81,7 @@ def package(tmp_path, monkeypatch):
 
 
 def _forget_modules() -> None:
-    for name in [m for m in sys.modules if m == "srcfigs" or m.startswith("srcfigs.")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
+    forget_package("srcfigs")
 
 
 def _make(tmp_path: Path) -> dict[str, bool]:

@@ -10,15 +10,15 @@ records out of the caller's order, and a bad ``jobs`` that is not refused.
 
 from __future__ import annotations
 
-import importlib
 import json
-import sys
 import textwrap
 
 import jax
 import numpy as np
 import pytest
 from samtheory import cli, figures
+
+from _figure_packages import forget_package, write_figure_package
 
 _MODULE = textwrap.dedent(
     '''\
@@ -66,18 +66,12 @@ _MODULE = textwrap.dedent(
 @pytest.fixture
 def package(tmp_path, monkeypatch):
     """Figures ``a``, ``b`` and ``c`` in the package ``jobfigs``; ``broken`` raises in ``run``."""
-    root = tmp_path / "src"
-    folder = root / "jobfigs"
-    folder.mkdir(parents=True)
-    (folder / "__init__.py").write_text('FIGURE_MODULES = ("a", "broken", "b", "c")\n')
-    for name, n in (("a", 5), ("b", 7), ("c", 11)):
-        (folder / f"{name}.py").write_text(_MODULE.format(name=name, n=n, body="pass"))
-    (folder / "broken.py").write_text(_MODULE.format(name="broken", n=3, body='raise RuntimeError("run is broken")'))
-    monkeypatch.syspath_prepend(str(root))
+    modules = {name: _MODULE.format(name=name, n=n, body="pass") for name, n in (("a", 5), ("b", 7), ("c", 11))}
+    modules["broken"] = _MODULE.format(name="broken", n=3, body='raise RuntimeError("run is broken")')
+    write_figure_package(tmp_path / "src", "jobfigs", modules, ("a", "broken", "b", "c"))
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
     yield figures.FigureRegistry("jobfigs")
-    for name in [m for m in sys.modules if m == "jobfigs" or m.startswith("jobfigs.")]:
-        del sys.modules[name]
-    importlib.invalidate_caches()
+    forget_package("jobfigs")
 
 
 def _run(registry, tmp_path, label: str, jobs: int):
